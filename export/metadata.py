@@ -1,0 +1,194 @@
+"""The one place that defines the metadata an exported policy carries, and how it is read back.
+
+The robot PC has no training code, so everything the control loop needs to feed the network and
+bound its actions (frame size, colour order, frame stack, action bounds, control period, safety
+limits) travels inside the ONNX file as ``metadata_props``. Keys are unique, values are strings,
+structured values are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT = "sgqn_robot.actor/1"
+
+# Every key the exporter writes. ``REQUIRED`` are the ones the runner cannot work without.
+K_FORMAT = "sgqn.format"
+K_VERSION = "sgqn.package_version"
+K_GIT_SHA = "sgqn.git_sha"
+K_TASK = "sgqn.task"
+K_AGENT = "sgqn.agent"
+K_STEP = "sgqn.step"
+K_OBS_SHAPE = "sgqn.obs_shape"
+K_OBS_DTYPE = "sgqn.obs_dtype"
+K_OBS_LAYOUT = "sgqn.obs_layout"
+K_FRAME_STACK = "sgqn.frame_stack"
+K_IMAGE_SIZE = "sgqn.image_size"
+K_CAMERA = "sgqn.camera"
+K_PREPROCESSING = "sgqn.preprocessing"
+K_ACTION_SPACE = "sgqn.action_space"
+K_ACTION_LOW = "sgqn.action_low"
+K_ACTION_HIGH = "sgqn.action_high"
+K_ACTION_SCALE_M = "sgqn.action_scale_m"
+K_WORKSPACE = "sgqn.workspace"
+K_CONTROL_PERIOD = "sgqn.control_period_s"
+K_TRAINING_CONFIG = "sgqn.training_config"
+K_PARITY = "sgqn.parity"
+K_SALIENCY = "sgqn.saliency_graph"
+
+REQUIRED = (
+    K_FORMAT,
+    K_OBS_SHAPE,
+    K_OBS_DTYPE,
+    K_OBS_LAYOUT,
+    K_FRAME_STACK,
+    K_IMAGE_SIZE,
+    K_PREPROCESSING,
+    K_ACTION_LOW,
+    K_ACTION_HIGH,
+    K_CONTROL_PERIOD,
+)
+
+# What a camera frame must go through to look like a training frame. Training frames are rendered
+# natively at ``image_size`` x ``image_size`` from a square camera, so a frame of that size and
+# colour order passes unchanged; a real camera needs the centre crop to a square and the area
+# resize, in this order, then RGB channel order.
+DEFAULT_PREPROCESSING: dict[str, Any] = {
+    "input": "HWC uint8 frame from one camera, any size",
+    "crop": "center",
+    "crop_aspect": 1.0,
+    "resize": "area",
+    "color_order": "RGB",
+    "layout": "CHW",
+    "stack": "oldest frame first along channels; the first frame of an episode fills the stack",
+}
+
+
+class ModelError(Exception):
+    """A model file the runner must refuse before the robot moves (message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Typed view of the metadata; ``to_props``/``from_props`` are the only (de)serialisers."""
+
+    obs_shape: tuple[int, int, int]
+    frame_stack: int
+    image_size: int
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    control_period: float
+    preprocessing: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PREPROCESSING))
+    task: str = "unknown"
+    agent: str = "unknown"
+    step: int = -1
+    camera: str = "unknown"
+    action_space: str = "unknown"
+    action_scale_m: float = 0.05
+    workspace: dict[str, list[float]] | None = None
+    training_config: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+    package_version: str = "unknown"
+    git_sha: str = "unknown"
+    saliency_graph: str = ""
+    obs_dtype: str = "uint8"
+    obs_layout: str = "NCHW"
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.action_low)
+
+    @property
+    def channels_per_frame(self) -> int:
+        return self.obs_shape[0] // self.frame_stack
+
+    def to_props(self) -> dict[str, str]:
+        """String-valued ``metadata_props`` (JSON for anything structured)."""
+        j = json.dumps
+        return {
+            K_FORMAT: FORMAT,
+            K_VERSION: self.package_version,
+            K_GIT_SHA: self.git_sha,
+            K_TASK: self.task,
+            K_AGENT: self.agent,
+            K_STEP: str(self.step),
+            K_OBS_SHAPE: j(list(self.obs_shape)),
+            K_OBS_DTYPE: self.obs_dtype,
+            K_OBS_LAYOUT: self.obs_layout,
+            K_FRAME_STACK: str(self.frame_stack),
+            K_IMAGE_SIZE: str(self.image_size),
+            K_CAMERA: self.camera,
+            K_PREPROCESSING: j(self.preprocessing, sort_keys=True),
+            K_ACTION_SPACE: self.action_space,
+            K_ACTION_LOW: j(list(self.action_low)),
+            K_ACTION_HIGH: j(list(self.action_high)),
+            K_ACTION_SCALE_M: repr(self.action_scale_m),
+            K_WORKSPACE: j(self.workspace),
+            K_CONTROL_PERIOD: repr(self.control_period),
+            K_TRAINING_CONFIG: j(self.training_config, sort_keys=True, default=str),
+            K_PARITY: j(self.parity, sort_keys=True),
+            K_SALIENCY: self.saliency_graph,
+        }
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: str = "model") -> ModelMetadata:
+        """Parse and validate; raises ``ModelError`` naming the file and the missing/bad key."""
+        if props.get(K_FORMAT) != FORMAT:
+            raise ModelError(
+                f"{source}: not an sgqn_robot actor export (metadata {K_FORMAT!r} is "
+                f"{props.get(K_FORMAT)!r}, expected {FORMAT!r}); export it with `sgqn-export`."
+            )
+        missing = [k for k in REQUIRED if k not in props]
+        if missing:
+            raise ModelError(f"{source}: metadata lacks {missing}; re-export with `sgqn-export`.")
+        try:
+            meta = cls(
+                obs_shape=tuple(int(v) for v in json.loads(props[K_OBS_SHAPE])),
+                frame_stack=int(props[K_FRAME_STACK]),
+                image_size=int(props[K_IMAGE_SIZE]),
+                action_low=tuple(float(v) for v in json.loads(props[K_ACTION_LOW])),
+                action_high=tuple(float(v) for v in json.loads(props[K_ACTION_HIGH])),
+                control_period=float(props[K_CONTROL_PERIOD]),
+                preprocessing=json.loads(props[K_PREPROCESSING]),
+                task=props.get(K_TASK, "unknown"),
+                agent=props.get(K_AGENT, "unknown"),
+                step=int(props.get(K_STEP, "-1")),
+                camera=props.get(K_CAMERA, "unknown"),
+                action_space=props.get(K_ACTION_SPACE, "unknown"),
+                action_scale_m=float(props.get(K_ACTION_SCALE_M, "0.05")),
+                workspace=json.loads(props.get(K_WORKSPACE, "null")),
+                training_config=json.loads(props.get(K_TRAINING_CONFIG, "{}")),
+                parity=json.loads(props.get(K_PARITY, "{}")),
+                package_version=props.get(K_VERSION, "unknown"),
+                git_sha=props.get(K_GIT_SHA, "unknown"),
+                saliency_graph=props.get(K_SALIENCY, ""),
+                obs_dtype=props[K_OBS_DTYPE],
+                obs_layout=props[K_OBS_LAYOUT],
+            )
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"{source}: malformed metadata ({e}); re-export the model.") from e
+        meta.validate(source)
+        return meta
+
+    def validate(self, source: str = "model") -> None:
+        """Internal consistency: the runner trusts these numbers to shape frames and bound actions."""
+        problems = []
+        if len(self.obs_shape) != 3 or self.obs_shape[1:] != (self.image_size, self.image_size):
+            problems.append(f"obs_shape {self.obs_shape} vs image_size {self.image_size}")
+        if self.frame_stack < 1 or self.obs_shape[0] % self.frame_stack:
+            problems.append(
+                f"{self.obs_shape[0]} channels not divisible by stack {self.frame_stack}"
+            )
+        if self.obs_dtype != "uint8" or self.obs_layout != "NCHW":
+            problems.append(f"obs {self.obs_dtype}/{self.obs_layout}, runner feeds uint8/NCHW")
+        if len(self.action_low) != len(self.action_high) or not self.action_low:
+            problems.append("action bounds of different lengths")
+        elif any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            problems.append("action_low >= action_high")
+        if not self.control_period > 0:
+            problems.append(f"control period {self.control_period}")
+        if problems:
+            raise ModelError(f"{source}: inconsistent metadata: {'; '.join(problems)}.")

@@ -1,0 +1,171 @@
+"""``sgqn-run``: the exported policy in a closed loop (simulator) or a tick log to a PNG strip.
+
+    sgqn-run model.onnx --sim reach --split test2 --episodes 10 [--log run.zarr]
+    sgqn-run --replay run.zarr -o strip.png
+
+Needs only numpy, onnxruntime and zarr, plus the simulator for ``--sim``. Every problem with the
+model or its inputs is reported as one line and a non-zero exit, before anything moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .control_loop import ControlLoop, LoopResult
+from .interfaces import Clock, MonotonicClock, SimulatedClock
+from .metadata import ModelError, ModelMetadata
+from .policy import OnnxPolicy, SaliencyModel
+from .safety import SafetyLimits
+from .tick_log import TickLogger
+from .viewer import log_frames, log_strip
+
+SIM_TASKS = ("reach", "peg_in_box")
+
+
+def add_safety_args(parser: argparse.ArgumentParser) -> None:
+    """Safety overrides shared by every entry point that drives a robot."""
+    g = parser.add_argument_group("safety (defaults from the model metadata)")
+    g.add_argument("--rate", type=float, help="control rate in Hz (default: model's period)")
+    g.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    g.add_argument("--max-step", type=float, help="max end-effector step per tick, metres")
+    g.add_argument("--workspace", type=float, nargs=6, metavar=("XL", "YL", "ZL", "XH", "YH", "ZH"))
+    g.add_argument("--max-frame-age", type=float, help="stale-frame watchdog, seconds")
+    g.add_argument("--max-overruns", type=int, help="consecutive overruns before a stop")
+
+
+def limits_from_args(meta: ModelMetadata, args: argparse.Namespace) -> SafetyLimits:
+    ws = args.workspace
+    return SafetyLimits.from_metadata(
+        meta,
+        max_step_m=args.max_step,
+        workspace_low=tuple(ws[:3]) if ws else None,
+        workspace_high=tuple(ws[3:]) if ws else None,
+        max_frame_age_s=args.max_frame_age,
+        max_consecutive_overruns=args.max_overruns,
+    )
+
+
+def load_saliency(policy: OnnxPolicy, threads: int | None) -> SaliencyModel:
+    name = policy.meta.saliency_graph
+    if not name:
+        raise ModelError(f"{policy.path}: exported without --with-saliency; re-export to log masks")
+    return SaliencyModel(policy.path.with_name(name), threads)
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    """Closed loop in our simulator: per-episode return/success, then the timing summary."""
+    from .sim_adapters import SimSession, env_kwargs
+
+    policy = OnnxPolicy(args.model, args.threads)
+    meta = policy.meta
+    if meta.task not in ("unknown", args.sim):
+        raise ModelError(f"{args.model}: trained on {meta.task!r}, not --sim {args.sim!r}")
+    clock: Clock = SimulatedClock() if args.clock == "sim" else MonotonicClock()
+    session = SimSession(args.sim, args.split, clock, **env_kwargs(meta))
+    session.reset(args.seed)
+    frame_shape = session.obs.shape
+    if frame_shape != (meta.channels_per_frame, meta.image_size, meta.image_size):
+        raise ModelError(f"{args.model}: model expects {meta.obs_shape}, sim renders {frame_shape}")
+    saliency = load_saliency(policy, args.threads) if args.saliency else None
+    logger = None
+    if args.log:
+        logger = TickLogger(
+            args.log,
+            frame_shape=frame_shape,
+            action_dim=meta.action_dim,
+            attrs={"model": meta.to_props(), "sim": {"task": args.sim, "split": args.split}},
+            saliency_shape=(meta.image_size, meta.image_size) if saliency else None,
+        )
+    loop = ControlLoop(
+        policy,
+        session.camera,
+        session.robot,
+        clock,
+        limits=limits_from_args(meta, args),
+        rate_hz=args.rate,
+        logger=logger,
+        saliency=saliency,
+    )
+    total = LoopResult()
+    successes, returns = 0, []
+    try:
+        for ep in range(args.episodes):
+            if ep:
+                session.reset(args.seed + ep)
+            res = loop.run(max_ticks=args.max_ticks)
+            print(
+                f"episode {ep}: return {session.ret:8.3f}  success {session.success!s:5}  "
+                f"ticks {res.ticks}  stop {res.stop_reason}  events {dict(res.events)}"
+            )
+            successes += session.success
+            returns.append(session.ret)
+            total.ticks += res.ticks
+            total.overruns += res.overruns
+            total.events.update(res.events)
+            total.lateness += res.lateness
+            total.latency += res.latency
+            if res.stop_reason not in ("done", "max_ticks"):
+                break
+    finally:
+        if logger is not None:
+            logger.close()
+        session.close()
+    print(
+        f"{args.sim}/{args.split}: mean return {np.mean(returns):.3f}, success "
+        f"{successes}/{len(returns)}, period {loop.period * 1e3:.1f} ms ({args.clock} clock)"
+    )
+    print("timing: " + ", ".join(f"{k} {v:.3g}" for k, v in total.timing_summary().items()))
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    out = Path(args.output or Path(args.replay).with_suffix(".png"))
+    print(f"wrote {log_strip(args.replay, out, every=args.every)}")
+    if args.frames_dir:
+        print(f"wrote {log_frames(args.replay, args.frames_dir)} frames to {args.frames_dir}")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sgqn-run", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", nargs="?", help="exported .onnx file")
+    p.add_argument("--sim", choices=SIM_TASKS, help="run closed loop in this simulator task")
+    p.add_argument("--split", default="train", help="visual split of the simulator")
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-ticks", type=int, help="cap ticks per episode")
+    p.add_argument(
+        "--clock",
+        choices=("real", "sim"),
+        default="real",
+        help="real: fixed rate on time.monotonic (default); sim: simulated time, as fast as possible",
+    )
+    p.add_argument("--log", help="write every tick to this zarr directory")
+    p.add_argument("--saliency", action="store_true", help="log the predicted attribution mask")
+    p.add_argument("--replay", metavar="LOG", help="turn a tick log into a PNG strip and exit")
+    p.add_argument("-o", "--output", help="--replay: strip path (default LOG.png)")
+    p.add_argument("--every", type=int, default=5, help="--replay: one tile every N ticks")
+    p.add_argument("--frames-dir", help="--replay: also write one PNG per tick here")
+    add_safety_args(p)
+    args = p.parse_args(argv)
+    if not args.replay and not (args.model and args.sim):
+        p.error("give MODEL --sim TASK, or --replay LOG")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run_replay(args) if args.replay else run_sim(args)
+    except (ModelError, FileNotFoundError, ValueError) as e:
+        print(f"sgqn-run: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""``Camera`` and ``Robot`` over our simulator, so ``sgqn-run --sim`` and the tests drive the
+exact loop the robot PC runs. ``sgqn_robot.envs`` (mujoco) is imported only inside ``SimSession``,
+keeping the runner importable on a machine without the simulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .interfaces import Clock, Frame, RobotState
+from .metadata import ModelMetadata
+
+
+def env_kwargs(meta: ModelMetadata) -> dict[str, Any]:
+    """The env options a model was trained with, as ``make_env`` keywords (one frame, no stack:
+    the loop stacks frames itself, exactly as on the robot)."""
+    kwargs: dict[str, Any] = {"image_size": meta.image_size, "frame_stack": 1}
+    if meta.action_space != "unknown":
+        kwargs["action_space"] = meta.action_space
+    if meta.camera != "unknown":
+        kwargs["camera"] = meta.camera
+    return kwargs
+
+
+class SimSession:
+    """One env shared by a ``SimCamera`` and a ``SimRobot``; tracks the episode's outcome."""
+
+    def __init__(self, task: str, split: str, clock: Clock, **kwargs: Any) -> None:
+        from sgqn_robot.envs import make_env
+
+        self.env = make_env(task, split=split, **kwargs)
+        self.clock = clock
+        self.camera = SimCamera(self)
+        self.robot = SimRobot(self)
+        self.obs: np.ndarray | None = None
+        self.info: dict[str, Any] = {}
+
+    def reset(self, seed: int | None = None) -> None:
+        self.obs, self.info = self.env.reset(seed=seed)
+        self.steps, self.ret, self.done, self.stopped = 0, 0.0, False, False
+
+    @property
+    def success(self) -> bool:
+        return bool(self.info.get("is_success", False))
+
+    @property
+    def control_period(self) -> float:
+        return float(self.env.unwrapped.control_period)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class SimCamera:
+    """The env's newest rendered frame (RGB), stamped when the loop reads it."""
+
+    color_order = "RGB"
+
+    def __init__(self, session: SimSession) -> None:
+        self.session = session
+
+    def read(self) -> Frame:
+        s = self.session
+        return Frame(s.obs[-3:].transpose(1, 2, 0), s.clock.now(), index=s.steps)
+
+
+class SimRobot:
+    """Commands step the env; ``stop`` freezes the arm for the rest of the episode."""
+
+    def __init__(self, session: SimSession) -> None:
+        self.session = session
+
+    def state(self) -> RobotState:
+        s = self.session
+        pos = s.info.get("eef_pos")
+        return RobotState(None if pos is None else np.asarray(pos, np.float32), s.done, s.info)
+
+    def command(self, action: np.ndarray) -> None:
+        s = self.session
+        if s.stopped or s.done:
+            return
+        s.obs, reward, terminated, truncated, s.info = s.env.step(action)
+        s.steps += 1
+        s.ret += float(reward)
+        s.done = bool(terminated or truncated)
+
+    def stop(self) -> None:
+        self.session.stopped = True
