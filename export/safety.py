@@ -195,17 +195,15 @@ class SafetyLimits:
         return cls(**{**limits.__dict__, **given})
 
     def chain(self) -> SafetyChain:
+        bounds = ClipBounds(self.action_low, self.action_high)
         checks: list[Check] = [
             StaleFrame(self.max_frame_age_s, self.max_frame_repeats),
             OverrunLimit(self.max_consecutive_overruns),
             Finite(),
+            bounds,
         ]
         if self.workspace_low is not None and self.workspace_high is not None:
-            checks.append(
-                WorkspaceBox(self.workspace_low, self.workspace_high, self.action_scale_m)
-            )
-        checks += [
-            DeltaClamp(self.max_step_m, self.action_scale_m),
-            ClipBounds(self.action_low, self.action_high),
-        ]
+            checks.append(WorkspaceBox(self.workspace_low, self.workspace_high, self.action_scale_m))
+        # bounds again last: pulling back into the box from outside may exceed them
+        checks += [DeltaClamp(self.max_step_m, self.action_scale_m), bounds]
         return SafetyChain(checks)

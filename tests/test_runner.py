@@ -1,0 +1,334 @@
+"""The robot-PC side: bad inputs, preprocessing, safety chain, loop timing on a simulated clock,
+tick log + viewer, and the import rule (no torch/mujoco/robosuite) in a fresh interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from sgqn_robot.export import metadata as md
+from sgqn_robot.export import run
+from sgqn_robot.export.control_loop import ControlLoop
+from sgqn_robot.export.interfaces import Frame, SimulatedClock
+from sgqn_robot.export.png import read_png, write_png
+from sgqn_robot.export.policy import OnnxPolicy
+from sgqn_robot.export.preprocess import FrameStack, Preprocessor, area_resize, center_crop
+from sgqn_robot.export.replay_camera import ReplayCamera
+from sgqn_robot.export.replay_example import RecordingRobot, replay
+from sgqn_robot.export.safety import SafetyLimits, TickContext, event_names
+from sgqn_robot.export.tick_log import TickLogger, open_log
+from sgqn_robot.export.viewer import log_strip
+from test_export import export_stand_in
+
+PERIOD = 0.04
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "actor.onnx"
+    export_stand_in(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stream(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 40 BGR camera frames, 30x40 (not the model's size or aspect)."""
+    folder = tmp_path_factory.mktemp("stream")
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        write_png(folder / f"{i:04d}.png", rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+    return folder
+
+
+# ---- bad input: refused before anything moves -------------------------------------------------
+
+
+def _rewrite(src: Path, dst: Path, **props: str) -> Path:
+    m = onnx.load(str(src))
+    for p in m.metadata_props:
+        if p.key in props:
+            p.value = props[p.key]
+    onnx.save(m, str(dst))
+    return dst
+
+
+def test_missing_corrupt_and_foreign_models_raise_model_error(model: Path, tmp_path: Path) -> None:
+    with pytest.raises(md.ModelError, match="no such model file"):
+        OnnxPolicy(tmp_path / "nope.onnx")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(model.read_bytes()[:500])
+    with pytest.raises(md.ModelError, match="corrupt or not an ONNX model"):
+        OnnxPolicy(corrupt)
+    foreign = onnx.load(str(model))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(md.ModelError, match="not an sgqn_robot actor export"):
+        OnnxPolicy(tmp_path / "foreign.onnx")
+
+
+def test_metadata_that_contradicts_the_graph_is_refused(model: Path, tmp_path: Path) -> None:
+    edited = _rewrite(model, tmp_path / "e.onnx", **{md.K_OBS_SHAPE: "[9, 16, 16]"})
+    with pytest.raises(md.ModelError, match="not divisible|graph input"):
+        OnnxPolicy(edited)
+    edited = _rewrite(model, tmp_path / "f.onnx", **{md.K_ACTION_LOW: "[1, 1, 1]"})
+    with pytest.raises(md.ModelError, match="action_low >= action_high"):
+        OnnxPolicy(edited)
+
+
+def test_cli_reports_bad_model_in_one_line_and_exits_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run.main([str(tmp_path / "nope.onnx"), "--sim", "reach"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sgqn-run: error:") and "Traceback" not in err
+
+
+def test_wrong_frame_shape_is_a_clear_error(model: Path) -> None:
+    pre = Preprocessor(OnnxPolicy(model).meta.preprocessing, 16)
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        pre(np.zeros((16, 16), np.uint8))
+    with pytest.raises(ValueError, match="does not match"):
+        OnnxPolicy(model)(np.zeros((3, 16, 16), np.uint8))
+
+
+# ---- preprocessing -----------------------------------------------------------------------------
+
+
+def test_frames_at_model_size_pass_unchanged() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out = Preprocessor(md.DEFAULT_PREPROCESSING, 16)(img)
+    np.testing.assert_array_equal(out, img.transpose(2, 0, 1))
+
+
+def test_center_crop_area_resize_and_bgr() -> None:
+    img = np.zeros((40, 80, 3), np.uint8)
+    img[:, 20:60] = (10, 20, 30)  # the centred 40x40 square
+    assert center_crop(img).shape == (40, 40, 3)
+    out = Preprocessor(md.DEFAULT_PREPROCESSING, 16)(img, color_order="BGR")
+    assert out.shape == (3, 16, 16)
+    np.testing.assert_array_equal(out[:, 0, 0], (30, 20, 10))
+    checker = np.indices((8, 8)).sum(axis=0) % 2 * 200  # 2x2 blocks average to exactly 100
+    np.testing.assert_array_equal(area_resize(np.repeat(checker[..., None], 3, 2).astype(np.uint8),
+                                              4, 4), 100)  # fmt: skip
+
+
+def test_area_resize_matches_pillow_box_filter_at_integer_factors() -> None:
+    # (at fractional factors Pillow's BOX takes whole pixels; ours weighs partial overlap)
+    pil = pytest.importorskip("PIL.Image")
+    img = np.random.default_rng(1).integers(0, 256, (336, 336, 3), dtype=np.uint8)
+    ref = np.asarray(pil.fromarray(img).resize((84, 84), pil.Resampling.BOX))
+    assert np.abs(area_resize(img, 84, 84).astype(int) - ref).max() <= 1
+
+
+def test_frame_stack_fills_with_first_frame_then_shifts() -> None:
+    stack = FrameStack(3)
+    a, b = np.zeros((3, 2, 2), np.uint8), np.ones((3, 2, 2), np.uint8)
+    assert stack.push(a).shape == (9, 2, 2) and stack.push(a).sum() == 0
+    assert stack.push(b)[6:].min() == 1 and stack.push(b)[:3].max() == 0
+
+
+def test_png_codec_round_trip(tmp_path: Path) -> None:
+    img = np.random.default_rng(2).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    write_png(tmp_path / "a.png", img)
+    np.testing.assert_array_equal(read_png(tmp_path / "a.png"), img)
+
+
+# ---- safety chain ------------------------------------------------------------------------------
+
+
+def _limits(**kw: object) -> SafetyLimits:
+    base = dict(action_low=(-1.0,) * 3, action_high=(1.0,) * 3, action_scale_m=0.05,
+                max_step_m=0.05, workspace_low=None, workspace_high=None, max_frame_age_s=0.12,
+                max_frame_repeats=3, max_consecutive_overruns=5)  # fmt: skip
+    return SafetyLimits(**{**base, **kw})
+
+
+CTX = TickContext(np.zeros(3), frame_age=0.0, frame_repeats=0, consecutive_overruns=0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "action", "ctx", "expected", "events"),
+    [
+        (_limits(), [0.5, -0.5, 0.1], CTX, [0.5, -0.5, 0.1], ()),
+        (_limits(), [np.nan, 0, 0], CTX, [0, 0, 0], ("nonfinite",)),
+        (_limits(), [np.inf, 0, 0], CTX, [0, 0, 0], ("nonfinite",)),
+        (_limits(), [1.5, -3, 0], CTX, [1, -1, 0], ("clip_bounds",)),
+        (_limits(max_step_m=0.01), [0.5, -0.1, 0], CTX, [0.2, -0.1, 0], ("delta_clamp",)),
+        (
+            _limits(workspace_low=(-0.1, -1, -1), workspace_high=(0.02, 1, 1)),
+            [1.0, 0.5, 0],
+            CTX,
+            [0.4, 0.5, 0],
+            ("workspace",),
+        ),
+        (
+            _limits(workspace_low=(-1,) * 3, workspace_high=(1,) * 3),
+            [0.5, 0, 0],
+            TickContext(None, 0.0, 0, 0),
+            [0, 0, 0],
+            ("no_pose",),
+        ),
+        (_limits(), [0.5, 0, 0], TickContext(np.zeros(3), 0.2, 0, 0), [0, 0, 0], ("stale_frame",)),
+        (_limits(), [0.5, 0, 0], TickContext(np.zeros(3), 0.0, 3, 0), [0, 0, 0], ("stale_frame",)),
+        (_limits(), [0.5, 0, 0], TickContext(np.zeros(3), 0.0, 0, 5), [0, 0, 0], ("overruns",)),
+    ],
+)
+def test_safety_chain(limits, action, ctx, expected, events) -> None:
+    res = limits.chain()(np.array(action, np.float32), ctx)
+    np.testing.assert_allclose(res.action, expected, atol=1e-6)
+    assert res.events == events
+    assert res.stop == bool(set(events) & {"nonfinite", "no_pose", "stale_frame", "overruns"})
+
+
+# ---- the loop on a simulated clock -------------------------------------------------------------
+
+
+class SlowCamera(ReplayCamera):
+    """Capture takes ``delay`` seconds of simulated time from tick ``after`` on."""
+
+    def __init__(self, frames, clock: SimulatedClock, delay: float, after: int = 0) -> None:
+        super().__init__(frames, clock, loop=True)
+        self.delay, self.after = delay, after
+
+    def read(self) -> Frame:
+        if self.i >= self.after:
+            self.clock.advance(self.delay)
+        return super().read()
+
+
+class InterruptingRobot(RecordingRobot):
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def command(self, action: np.ndarray) -> None:
+        if len(self.actions) == self.at:
+            raise KeyboardInterrupt
+        super().command(action)
+
+
+def _frames(n: int = 8) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_ticks_sit_on_a_fixed_grid_and_are_logged(model: Path, tmp_path: Path) -> None:
+    clock = SimulatedClock(100.0)
+    camera = SlowCamera(_frames(), clock, delay=0.01)
+    robot = RecordingRobot()
+    policy = OnnxPolicy(model)
+    with TickLogger(tmp_path / "log", frame_shape=(3, 16, 16), action_dim=3) as log:
+        res = ControlLoop(policy, camera, robot, clock, logger=log).run(max_ticks=30)
+    assert (res.ticks, res.overruns, res.stop_reason, len(robot.actions)) == (
+        30,
+        0,
+        "max_ticks",
+        30,
+    )
+    g = open_log(tmp_path / "log")
+    np.testing.assert_allclose(np.diff(g["t_deadline"][:]), PERIOD)
+    np.testing.assert_allclose(g["lat_capture"][:], 0.01, atol=1e-6)
+    assert g["frame"].shape == (30, 3, 16, 16) and g["meta/episode_ends"][:].tolist() == [30]
+    np.testing.assert_allclose(g["safe_action"][:], np.stack(robot.actions))
+    strip = read_png(log_strip(tmp_path / "log", tmp_path / "strip.png", every=10))
+    assert strip.shape == (2 * 16 + 4, 3 * (2 * 16 + 4), 3)
+
+
+def test_overrun_skips_missed_slots_and_consecutive_overruns_stop(model: Path) -> None:
+    clock = SimulatedClock()
+    camera = SlowCamera(_frames(), clock, delay=0.05, after=3)  # one period plus 10 ms
+    robot = RecordingRobot()
+    res = ControlLoop(OnnxPolicy(model), camera, robot, clock).run(max_ticks=100)
+    # ticks 3..7 overrun; tick 8 sees 5 consecutive overruns, stops the robot (and overruns too)
+    assert (res.ticks, res.overruns, res.stop_reason) == (9, 6, "overruns")
+    assert robot.stops == 1 and len(robot.actions) == 8
+    assert max(res.lateness) < 1e-9  # deadlines were moved to the next free slot, not missed
+
+
+def test_stream_that_ends_trips_the_stale_frame_watchdog(model: Path, stream: Path) -> None:
+    res, robot = replay(model, stream, SimulatedClock(), color_order="BGR")
+    assert res.stop_reason == "stale_frame" and robot.stops == 1
+    assert len(robot.actions) == 40 + 2  # last frame served 3 more times, third one stops
+
+
+def test_nonfinite_action_stops_without_commanding(model: Path) -> None:
+    class NanPolicy(OnnxPolicy):
+        def __call__(self, obs: np.ndarray) -> np.ndarray:
+            return super().__call__(obs) * np.nan
+
+    clock = SimulatedClock()
+    robot = RecordingRobot()
+    loop = ControlLoop(NanPolicy(model), ReplayCamera(_frames(), clock), robot, clock)
+    res = loop.run(max_ticks=10)
+    assert (res.stop_reason, res.ticks, robot.actions, robot.stops) == ("nonfinite", 1, [], 1)
+
+
+def test_ctrl_c_is_a_safe_stop_and_the_log_is_kept(model: Path, tmp_path: Path) -> None:
+    clock = SimulatedClock()
+    robot = InterruptingRobot(at=4)
+    with TickLogger(tmp_path / "log", frame_shape=(3, 16, 16), action_dim=3, chunk=2) as log:
+        loop = ControlLoop(OnnxPolicy(model), ReplayCamera(_frames(), clock, loop=True), robot,
+                           clock, logger=log)  # fmt: skip
+        res = loop.run()
+    assert res.stop_reason == "interrupt" and robot.stops == 1 and len(robot.actions) == 4
+    assert open_log(tmp_path / "log")["t_start"].shape == (4,)
+
+
+def test_workspace_box_keeps_the_virtual_arm_inside(model: Path) -> None:
+    clock = SimulatedClock()
+    robot = RecordingRobot()
+    limits = SafetyLimits.from_metadata(
+        OnnxPolicy(model).meta, workspace_low=(-0.01,) * 3, workspace_high=(0.01,) * 3
+    )
+    loop = ControlLoop(OnnxPolicy(model), SlowCamera(_frames(), clock, 0.0), robot, clock,
+                       limits=limits)  # fmt: skip
+    res = loop.run(max_ticks=20)
+    assert np.all(np.abs(robot.pos) <= 0.01 + 1e-6)
+    assert res.events["workspace"] > 0
+    assert event_names(5) == ["nonfinite", "delta_clamp"]
+
+
+# ---- import rule: the runner needs neither torch nor the simulator ----------------------------
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "mujoco", "robosuite"} or name == "sgqn_robot.envs":
+            raise ImportError(f"blocked on the robot PC: {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_runner_works_with_torch_and_simulator_blocked(
+    model: Path, stream: Path, tmp_path: Path
+) -> None:
+    code = BLOCKER + textwrap.dedent(f"""
+        import numpy as np
+        from sgqn_robot.export import (control_loop, interfaces, metadata, policy, preprocess,
+            replay_camera, replay_example, run, safety, sim_adapters, tick_log, viewer,
+            adapters_template)
+        try:
+            import torch
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("torch importable")
+        res, robot = replay_example.replay({str(model)!r}, {str(stream)!r},
+                                           interfaces.SimulatedClock(), color_order="BGR",
+                                           log={str(tmp_path / "log")!r}, max_ticks=12)
+        assert res.ticks == 12 and len(robot.actions) == 12, res
+        assert run.main(["--replay", {str(tmp_path / "log")!r}]) == 0
+        bad = [k for k in sys.modules if k.split(".")[0] in ("torch", "mujoco", "robosuite")]
+        assert not bad and "sgqn_robot.export.onnx_export" not in sys.modules, bad
+        print("ok", res.stop_reason)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ok max_ticks" in out.stdout
+    assert (tmp_path / "log.png").exists()
