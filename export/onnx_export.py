@@ -312,8 +312,9 @@ def export_checkpoint(
     seed: int = 0,
 ) -> ModelMetadata:
     """Load a run dir or checkpoint, check parity on every split, write the ONNX file(s)."""
-    from sgqn_robot.checkpoint import load_policy
     from sgqn_robot.envs import SPLITS, make_env
+
+    from sgqn_robot.checkpoint import load_policy
 
     policy = load_policy(source)
     kwargs = training_env_kwargs(policy.config)

@@ -203,7 +203,9 @@ class SafetyLimits:
             bounds,
         ]
         if self.workspace_low is not None and self.workspace_high is not None:
-            checks.append(WorkspaceBox(self.workspace_low, self.workspace_high, self.action_scale_m))
+            checks.append(
+                WorkspaceBox(self.workspace_low, self.workspace_high, self.action_scale_m)
+            )
         # bounds again last: pulling back into the box from outside may exceed them
         checks += [DeltaClamp(self.max_step_m, self.action_scale_m), bounds]
         return SafetyChain(checks)
