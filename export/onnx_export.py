@@ -274,15 +274,15 @@ def rendered_observations(
 
 def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
     """Everything the runner needs, from the checkpoint's config and the env it trained in."""
+    from sgqn_robot.envs.base_env import ACTION_SCALE
+
     cfg = policy.config
     frame_stack = int(_cfg(cfg, "env.frame_stack", 1))
     size = int(_cfg(cfg, "env.image_size"))
     space = env.action_space
     unwrapped = env.unwrapped
-    workspace = getattr(unwrapped, "workspace", None)
-    if workspace is not None:
-        low, high = workspace
-        workspace = {"low": [float(v) for v in low], "high": [float(v) for v in high]}
+    low, high = unwrapped.WORKSPACE  # box of the end-effector point the env itself enforces
+    workspace = {"low": [float(v) for v in low], "high": [float(v) for v in high]}
     return ModelMetadata(
         obs_shape=(3 * frame_stack, size, size),
         frame_stack=frame_stack,
@@ -296,7 +296,7 @@ def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
         step=int(policy.step),
         camera=str(_cfg(cfg, "env.camera", "unknown")),
         action_space=str(_cfg(cfg, "env.action_space", "unknown")),
-        action_scale_m=float(getattr(unwrapped, "action_scale", 0.05)),
+        action_scale_m=float(ACTION_SCALE),
         workspace=workspace,
         training_config=dict(cfg),
         package_version=package_version(),

@@ -62,9 +62,13 @@ class OnnxPolicy:
                 f"[B, {', '.join(map(str, self.meta.obs_shape))}]; the file was edited or mixed up."
             )
         out = next(o for o in outs if o.name == OUTPUT)
-        if out.shape[-1] != self.meta.action_dim:
+        self._check_action_dim(out.shape[-1])
+
+    def _check_action_dim(self, dim: int | str) -> None:
+        """Static dims are checked on load, symbolic ones on the first (warm-up) inference."""
+        if isinstance(dim, int) and dim != self.meta.action_dim:
             raise ModelError(
-                f"{src}: graph outputs {out.shape[-1]} action dims, metadata bounds "
+                f"{self.path}: graph outputs {dim} action dims, metadata bounds "
                 f"{self.meta.action_dim}; re-export it."
             )
 
@@ -83,7 +87,7 @@ class OnnxPolicy:
         """First runs allocate and pick kernels; pay that before the first real tick."""
         x = np.zeros(self.meta.obs_shape, np.uint8)
         for _ in range(n):
-            self(x)
+            self._check_action_dim(self(x).shape[-1])
 
 
 class SaliencyModel:
