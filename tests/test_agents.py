@@ -1,0 +1,181 @@
+"""Agents' behaviour: config handling, metric keys, which parameters each step moves,
+checkpoint round trip, seeded reproducibility, and a small learning sanity check."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from sgqn_robot.agents import AGENTS, make_agent, resolve_device
+from sgqn_robot.replay import Batch
+
+OBS = (6, 64, 64)  # fast preset, frame_stack 2
+SMALL = {"hidden_dim": 32}
+BASE_KEYS = {"critic_loss", "q1", "q2", "target_q"}
+ACTOR_KEYS = {"actor_loss", "alpha_loss", "alpha", "entropy"}
+EXTRA_KEYS = {
+    "sac": (set(), set()),
+    "drq": (set(), set()),
+    "svea": ({"critic_loss_aug"}, set()),
+    "sgqn": ({"consistency_loss", "mask_fraction"}, {"aux_loss", "aux_accuracy"}),
+}
+
+
+def _agent(name: str, seed: int = 0, **cfg):
+    torch.manual_seed(seed)
+    return make_agent({"name": name, **SMALL, **cfg}, {"preset": "fast"}, OBS, 3, "cpu")
+
+
+def _batch(seed: int = 0, b: int = 8, reward: float | None = None) -> Batch:
+    rng = np.random.default_rng(seed)
+    obs = rng.integers(0, 256, (b, *OBS), dtype=np.uint8)
+    r = rng.normal(size=b) if reward is None else np.full(b, reward)
+    return Batch(
+        obs=obs,
+        action=rng.uniform(-1, 1, (b, 3)).astype(np.float32),
+        reward=r.astype(np.float32),
+        next_obs=np.roll(obs, 1, axis=0),
+        not_done=np.ones(b, np.float32),
+    )
+
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(b, p) for b, p in zip(before, module.parameters(), strict=True))
+
+
+def test_make_agent_rejects_unknown_names_listing_choices() -> None:
+    with pytest.raises(ValueError, match="sgqn"):
+        make_agent({"name": "ppo"}, {"preset": "fast"}, OBS, 3, "cpu")
+    with pytest.raises(ValueError, match="paper"):
+        make_agent({"name": "sac"}, {"preset": "huge"}, OBS, 3, "cpu")
+    with pytest.raises(ValueError, match="discount"):
+        make_agent({"name": "sac", "discont": 0.9}, {"preset": "fast"}, OBS, 3, "cpu")
+    with pytest.raises(ValueError, match="84"):
+        make_agent({"name": "sac"}, {"preset": "paper"}, OBS, 3, "cpu")
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_update_metric_keys_act_and_saliency(name: str) -> None:
+    agent = _agent(name)
+    every, periodic = EXTRA_KEYS[name]
+    odd = agent.update(_batch(0), step=1)
+    even = agent.update(_batch(1), step=2)
+    assert set(odd) == BASE_KEYS | every
+    assert set(even) == BASE_KEYS | every | ACTOR_KEYS | periodic
+    assert all(np.isfinite(v) for v in even.values())
+    obs = _batch(2).obs
+    for eval_mode in (True, False):
+        action = agent.act(obs[0], eval_mode)
+        assert action.shape == (3,) and action.dtype == np.float32
+        assert np.all(np.abs(action) <= 1)
+    sal = agent.saliency(obs[:2])
+    assert sal["attribution"].shape == obs[:2].shape and sal["mask"].dtype == bool
+    assert ("predicted" in sal) == (name == "sgqn")
+    if name == "sgqn":
+        assert 0 < even["mask_fraction"] < 0.2
+        assert sal["predicted"].shape == obs[:2].shape
+        assert sal["predicted"].min() >= 0 and sal["predicted"].max() <= 1
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_which_parameters_each_step_moves(name: str) -> None:
+    agent = _agent(name)
+    critic, actor, trunk = _params(agent.critic), _params(agent.actor), _params(agent.critic.trunk)
+    agent.update(_batch(0), step=1)  # critic step only
+    assert _changed(critic, agent.critic) and not _changed(actor, agent.actor)
+    # The actor step on detached features moves the actor, never the trunk or the Q heads.
+    trunk, heads = _params(agent.critic.trunk), [_params(agent.critic.q1), _params(agent.critic.q2)]
+    actor = _params(agent.actor)
+    agent._update_actor_and_alpha(agent.critic.trunk(torch.as_tensor(_batch(1).obs)).detach())
+    assert _changed(actor, agent.actor)
+    assert not _changed(trunk, agent.critic.trunk)
+    assert not _changed(heads[0], agent.critic.q1) and not _changed(heads[1], agent.critic.q2)
+
+
+def test_sgqn_attribution_loss_trains_predictor_and_critic_encoder_only() -> None:
+    agent = _agent("sgqn")
+    agent.update(_batch(0), step=1)
+    encoder, heads = _params(agent.critic.trunk), _params(agent.critic.q1)
+    proj, predictor = _params(agent.critic.proj), _params(agent.predictor)
+    obs = agent.augment(torch.as_tensor(_batch(1).obs))
+    metrics = agent._aux_update(obs, torch.as_tensor(_batch(1).action), step=2)
+    assert set(metrics) == {"aux_loss", "aux_accuracy"}
+    assert _changed(encoder, agent.critic.trunk) and _changed(proj, agent.critic.proj)
+    assert _changed(predictor, agent.predictor)
+    assert not _changed(heads, agent.critic.q1)
+    assert agent._aux_update(obs, torch.as_tensor(_batch(1).action), step=3) == {}
+
+
+def test_soft_target_update_uses_encoder_and_head_taus() -> None:
+    agent = _agent("sac", critic_tau=0.25, encoder_tau=0.5)
+    with torch.no_grad():
+        for p in agent.critic.parameters():
+            p.add_(1.0)
+    before = _params(agent.critic_target)
+    agent._soft_update_target()
+    names = [n for n, _ in agent.critic_target.named_parameters()]
+    for n, b, p in zip(names, before, agent.critic_target.parameters(), strict=True):
+        tau = 0.25 if n.startswith(("q1.", "q2.")) else 0.5
+        torch.testing.assert_close(p - b, torch.full_like(p, tau))
+
+
+@pytest.mark.parametrize("name", ["drq", "sgqn"])
+def test_state_dict_round_trip_with_weights_only_load(name: str) -> None:
+    agent = _agent(name)
+    for step in (1, 2):
+        agent.update(_batch(step), step)
+    buf = io.BytesIO()
+    torch.save(agent.state_dict(), buf)
+    buf.seek(0)
+    clone = _agent(name, seed=123)
+    clone.load_state_dict(torch.load(buf, weights_only=True))
+    obs = _batch(5).obs
+    for o in obs[:3]:
+        np.testing.assert_array_equal(agent.act(o, True), clone.act(o, True))
+    torch.manual_seed(7)
+    a = agent.update(_batch(6), step=4)
+    torch.manual_seed(7)
+    b = clone.update(_batch(6), step=4)
+    assert a == b
+
+
+def test_seeded_runs_are_reproducible() -> None:
+    def run() -> list[torch.Tensor]:
+        agent = _agent("sgqn", seed=3)
+        for step in range(1, 4):
+            agent.update(_batch(step), step)
+        return _params(agent.critic) + _params(agent.actor) + _params(agent.predictor)
+
+    assert all(torch.equal(a, b) for a, b in zip(run(), run(), strict=True))
+
+
+def test_q_regresses_to_constant_reward() -> None:
+    # discount 0: the TD target is the reward itself, so both Q heads must learn 1.0.
+    agent = _agent("drq", discount=0.0)
+    for step in range(1, 151):
+        metrics = agent.update(_batch(step % 4, reward=1.0), step)
+    assert abs(metrics["q1"] - 1.0) < 0.1 and abs(metrics["q2"] - 1.0) < 0.1
+    assert metrics["critic_loss"] < 0.02
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_sgqn_runs_on_cuda() -> None:
+    torch.manual_seed(0)
+    agent = make_agent({"name": "sgqn", **SMALL}, {"preset": "fast"}, OBS, 3, "cuda")
+    for step in (1, 2):
+        metrics = agent.update(_batch(step), step)
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert agent.act(_batch(0).obs[0], False).shape == (3,)
