@@ -91,6 +91,9 @@ class XArmEnv(gym.Env):
         self._human: mujoco.Renderer | None = None
         self._frames: deque[np.ndarray] = deque(maxlen=self.frame_stack)
         self._steps = 0
+        if not _LIVE:  # registered after mujoco's EGL exit hook, so it runs before it (LIFO)
+            atexit.unregister(_close_live_envs)
+            atexit.register(_close_live_envs)
         _LIVE.add(self)
 
     # ---------------------------------------------------------------- task hooks
@@ -200,7 +203,6 @@ class XArmEnv(gym.Env):
 _LIVE: weakref.WeakSet[XArmEnv] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_live_envs() -> None:
     for env in list(_LIVE):
         env.close()

@@ -27,8 +27,8 @@ SPLITS: tuple[str, ...] = ("train", *FIXED_TEST_SCENES, *RANDOMIZED_SPLITS)
 # Materials whose colour a split may change; the task objects (target, box, peg) keep theirs.
 RECOLOURED = ("floor", "wall", "pedestal", "robot")
 # Distractors go on the table's sides, away from the reachable task area and the camera ray.
-DISTRACTOR_X = (-0.35, 0.3)
-DISTRACTOR_Y = (0.34, 0.48)
+DISTRACTOR_X = (-0.35, 0.15)
+DISTRACTOR_Y = (0.3, 0.42)
 
 
 def check_split(split: str) -> str:
