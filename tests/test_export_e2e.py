@@ -1,0 +1,156 @@
+"""End to end on the real thing: an agent built by ``sgqn_robot.agents`` and saved through
+``sgqn_robot.checkpoint``, exported with ``sgqn-export`` (parity on frames rendered from all 12
+splits), then driven by ``sgqn-run`` in the simulator and replayed with torch and the simulator
+blocked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from sgqn_robot.envs import SPLITS, make_env
+from sgqn_robot.export import metadata as md
+from sgqn_robot.export import onnx_export, run
+from sgqn_robot.export.control_loop import ControlLoop
+from sgqn_robot.export.interfaces import SimulatedClock
+from sgqn_robot.export.policy import OnnxPolicy
+from sgqn_robot.export.sim_adapters import SimSession, env_kwargs
+from sgqn_robot.export.tick_log import TickLogger, open_log
+from test_runner import BLOCKER
+
+from sgqn_robot.agents import make_agent
+from sgqn_robot.checkpoint import load_policy, save_checkpoint
+from sgqn_robot.config import compose_config, to_plain
+
+
+def real_run_dir(root: Path, preset: str, task: str = "reach", frame_stack: int = 1) -> Path:
+    """A checkpoint as training writes it: the composed config, a freshly built agent."""
+    overrides = [
+        f"task={task}",
+        "agent=sgqn",
+        f"encoder={preset}",
+        f"env.frame_stack={frame_stack}",
+    ]
+    cfg = to_plain(compose_config("train", overrides))
+    size = cfg["env"]["image_size"]
+    obs_shape = (3 * frame_stack, size, size)
+    action_dim = make_env(task, image_size=size).action_space.shape[0]
+    torch.manual_seed(0)
+    agent = make_agent(cfg["agent"], cfg["encoder"], obs_shape, action_dim, "cpu")
+    run_dir = root / f"{task}-{preset}"
+    state = {"obs_shape": list(obs_shape), "action_dim": action_dim}
+    save_checkpoint(run_dir, 7, agent.state_dict(), {}, cfg, state)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(run dir, exported model) for the fast preset with a 3-frame stack and the saliency graph."""
+    root = tmp_path_factory.mktemp("fast")
+    run_dir = real_run_dir(root, "fast", frame_stack=3)
+    model = root / "actor.onnx"
+    argv = [str(run_dir), "-o", str(model), "--with-saliency", "--per-split", "2"]
+    assert onnx_export.main(argv) == 0
+    return run_dir, model
+
+
+@pytest.fixture(scope="module")
+def sim_log(fast: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    log = tmp_path_factory.mktemp("log") / "run.zarr"
+    argv = [str(fast[1]), "--sim", "reach", "--split", "test2", "--episodes", "2", "--clock",
+            "sim", "--log", str(log), "--saliency"]  # fmt: skip
+    assert run.main(argv) == 0
+    return log
+
+
+def test_export_records_metadata_and_parity_on_every_split(fast: tuple[Path, Path]) -> None:
+    session = ort.InferenceSession(str(fast[1]), providers=["CPUExecutionProvider"])
+    meta = md.ModelMetadata.from_props(session.get_modelmeta().custom_metadata_map)
+    assert (meta.task, meta.agent, meta.step, meta.action_space) == ("reach", "sgqn", 7, "xy")
+    assert (meta.obs_shape, meta.frame_stack, meta.image_size) == ((9, 64, 64), 3, 64)
+    assert meta.action_low == (-1.0, -1.0) and meta.control_period == pytest.approx(0.04)
+    assert meta.workspace is not None and meta.action_scale_m == 0.05
+    assert set(meta.parity["per_split_max_abs_err"]) == set(SPLITS)
+    assert meta.parity["max_abs_err"] < 1e-5 and meta.training_config["encoder"]["preset"] == "fast"
+    assert meta.git_sha != "" and meta.package_version != ""
+    assert (fast[1].parent / meta.saliency_graph).is_file()
+
+
+def test_paper_preset_exports_with_parity(tmp_path: Path) -> None:
+    run_dir = real_run_dir(tmp_path, "paper", task="peg_in_box")
+    meta = onnx_export.export_checkpoint(run_dir, tmp_path / "paper.onnx", per_split=1)
+    assert meta.obs_shape == (3, 84, 84) and meta.action_dim == 3
+    assert len(meta.parity["per_split_max_abs_err"]) == len(SPLITS)
+    obs = make_env("peg_in_box", split="camera", seed=3).reset(seed=3)[0]
+    with torch.no_grad():
+        ref = load_policy(run_dir).actor(torch.from_numpy(obs[None])).numpy()[0]
+    np.testing.assert_allclose(OnnxPolicy(tmp_path / "paper.onnx")(obs), ref, rtol=1e-3, atol=1e-5)
+
+
+def test_export_of_a_missing_run_fails_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert onnx_export.main([str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sgqn-export: error: no checkpoint") and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_sim_closed_loop_logs_every_tick(sim_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    g = open_log(sim_log)
+    assert g["meta/episode_ends"][:].tolist() == [50, 100]
+    assert g["frame"].shape == (100, 3, 64, 64) and g["saliency"].shape == (100, 64, 64)
+    assert not g["overrun"][:].any()
+    assert np.all(np.abs(g["safe_action"][:]) <= 1)
+    assert g.attrs["sim"] == {"task": "reach", "split": "test2"}
+
+
+def test_loop_feeds_the_policy_exactly_the_training_observations(fast: tuple[Path, Path]) -> None:
+    """The loop's own preprocessing + frame stack on single sim frames must equal the env's
+    stacked observation, so the ONNX actions equal the torch actor's on the training obs."""
+    policy = OnnxPolicy(fast[1])
+    clock = SimulatedClock()
+    session = SimSession("reach", "color_hard", clock, **env_kwargs(policy.meta))
+    session.reset(seed=5)
+    log_dir = fast[0] / "loop.zarr"
+    with TickLogger(log_dir, frame_shape=(3, 64, 64), action_dim=2) as log:
+        ControlLoop(policy, session.camera, session.robot, clock, logger=log).run(max_ticks=12)
+    g = open_log(log_dir)
+    reference = make_env("reach", split="color_hard", image_size=64, frame_stack=3)
+    obs, _ = reference.reset(seed=5)
+    actor = load_policy(fast[0]).actor
+    for t in range(12):
+        np.testing.assert_array_equal(obs[-3:], g["frame"][t])
+        with torch.no_grad():
+            ref = actor(torch.from_numpy(obs[None])).numpy()[0]
+        np.testing.assert_allclose(g["raw_action"][t], ref, rtol=1e-3, atol=1e-5)
+        obs, *_ = reference.step(g["safe_action"][t])
+
+
+def test_runner_replays_real_frames_with_torch_and_simulator_blocked(
+    fast: tuple[Path, Path], sim_log: Path, tmp_path: Path
+) -> None:
+    code = BLOCKER + textwrap.dedent(f"""
+        from sgqn_robot.export import interfaces, replay_example, run
+        res, robot = replay_example.replay({str(fast[1])!r}, {str(sim_log)!r},
+                                           interfaces.SimulatedClock(),
+                                           log={str(tmp_path / "replay.zarr")!r})
+        # the recorded stream ends, the watchdog sees the frozen last frame and stops
+        assert res.stop_reason == "stale_frame" and len(robot.actions) == 100 + 2, res
+        assert run.main(["--replay", {str(tmp_path / "replay.zarr")!r}]) == 0
+        bad = [k for k in sys.modules if k.split(".")[0] in ("torch", "mujoco", "robosuite")]
+        assert not bad, bad
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    replayed = open_log(tmp_path / "replay.zarr")["raw_action"][:100]
+    recorded = open_log(sim_log)["raw_action"][:]
+    # same frames, same model; the replay's stack never resets between the two episodes
+    np.testing.assert_allclose(replayed[:50], recorded[:50], atol=1e-6)
