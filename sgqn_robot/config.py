@@ -1,0 +1,29 @@
+"""Where the Hydra configs live and the small helpers both entry points and the tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+# The repository's configs/ (the package is installed editable from the repo).
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+# `${sgqn_or:${run_dir},default}`: `run_dir` when set, else the default (oc.select keeps nulls).
+OmegaConf.register_new_resolver(
+    "sgqn_or", lambda value, default: default if value is None else value, replace=True
+)
+
+
+def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose `configs/<name>.yaml` with command-line style overrides, without running an app."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as plain containers (what checkpoints and run dirs store)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

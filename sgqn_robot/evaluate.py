@@ -1,0 +1,201 @@
+"""Evaluation on visual splits: shared by training (every `eval_every` steps) and `sgqn-eval`.
+
+`sgqn-eval run=<run_dir> splits=[train,test1] episodes=30` evaluates a run's latest checkpoint
+with its deterministic actor, prints mean ± std return and success rate per split, and writes
+`<run>/eval/<tag>.json` and `.csv` (plus a saliency grid in `<run>/saliency/`).
+
+Episode i of every split resets with seed `EVAL_SEED + i`, so every run, agent and checkpoint is
+scored on the same scenes and layouts. An episode counts as a success when `info["is_success"]`
+holds at its last step (the policy must end on the goal, not just pass by it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from sgqn_robot.config import CONFIG_DIR, to_plain
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED = 1_000_000
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class SplitResult:
+    """Returns and successes of the evaluation episodes on one split."""
+
+    returns: list[float] = field(default_factory=list)
+    successes: list[bool] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        r = np.asarray(self.returns)
+        return {
+            "episodes": len(r),
+            "return_mean": float(r.mean()),
+            "return_std": float(r.std()),
+            "success_rate": float(np.mean(self.successes)),
+        }
+
+
+def env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`make_env` keywords from a training config's `env` node."""
+    env = config["env"]
+    return {
+        "image_size": env["image_size"],
+        "frame_stack": env["frame_stack"],
+        "action_space": env["action_space"],
+        "camera": env["camera"],
+    }
+
+
+class Evaluator:
+    """Deterministic episodes on several splits; one env per split, built once and reused."""
+
+    def __init__(self, task: str, kwargs: Mapping[str, Any], splits: Sequence[str]):
+        from sgqn_robot.envs import make_env
+
+        self.envs = {split: make_env(task, split=split, **kwargs) for split in splits}
+
+    def run(
+        self, act: ActFn, episodes: int, keep_frames: int = 0
+    ) -> tuple[dict[str, SplitResult], dict[str, np.ndarray]]:
+        """Results per split, and `keep_frames` observations per split from its first episode
+        (evenly spaced in time) for the saliency pictures."""
+        results, frames = {}, {}
+        for split, env in self.envs.items():
+            res, kept = SplitResult(), []
+            keep_at = set(np.linspace(0, 49, keep_frames).round().astype(int).tolist())
+            for i in range(episodes):
+                obs, _ = env.reset(seed=EVAL_SEED + i)
+                total, t, done, info = 0.0, 0, False, {}
+                while not done:
+                    if i == 0 and t in keep_at:
+                        kept.append(obs)
+                    obs, reward, terminated, truncated, info = env.step(act(obs))
+                    total += reward
+                    t += 1
+                    done = terminated or truncated
+                res.returns.append(total)
+                res.successes.append(bool(info.get("is_success", False)))
+            results[split] = res
+            if kept:
+                frames[split] = np.stack(kept)
+        return results, frames
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+
+def saliency_splits(splits: Sequence[str]) -> list[str]:
+    """`train` (if evaluated) and the first other split: the pictures compare seen vs unseen."""
+    train = [s for s in splits if s == "train"][:1]
+    return train + [s for s in splits if s != "train"][:1]
+
+
+def table(results: Mapping[str, SplitResult]) -> str:
+    lines = [f"{'split':<12} {'return':>18} {'success':>8}"]
+    for split, res in results.items():
+        s = res.summary()
+        ret = f"{s['return_mean']:.1f} ± {s['return_std']:.1f}"
+        lines.append(f"{split:<12} {ret:>18} {s['success_rate']:>8.0%}")
+    return "\n".join(lines)
+
+
+def write_results(
+    results: Mapping[str, SplitResult], out_dir: str | Path, tag: str, step: int
+) -> Path:
+    """`<out_dir>/<tag>.json` (summaries + per-episode values) and `<tag>.csv` (summaries)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "step": step,
+        "seed": EVAL_SEED,
+        "splits": {
+            split: res.summary() | {"returns": res.returns, "successes": res.successes}
+            for split, res in results.items()
+        },
+    }
+    (out_dir / f"{tag}.json").write_text(json.dumps(payload, indent=1))
+    with (out_dir / f"{tag}.csv").open("w", newline="") as f:
+        w = csv.DictWriter(
+            f, ["step", "split", "episodes", "return_mean", "return_std", "success_rate"]
+        )
+        w.writeheader()
+        for split, res in results.items():
+            w.writerow({"step": step, "split": split, **res.summary()})
+    return out_dir / f"{tag}.json"
+
+
+def scalars(results: Mapping[str, SplitResult]) -> dict[str, float]:
+    """Flat `eval/<split>/<stat>` scalars for the metrics log."""
+    out = {}
+    for split, res in results.items():
+        s = res.summary()
+        for key in ("return_mean", "return_std", "success_rate"):
+            out[f"eval/{split}/{key}"] = s[key]
+    return out
+
+
+def evaluate_run(
+    run: str | Path,
+    splits: Sequence[str],
+    episodes: int,
+    tag: str | None = None,
+    device: str = "cpu",
+    saliency: bool = True,
+) -> dict[str, SplitResult]:
+    """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does)."""
+    from sgqn_robot.checkpoint import build_agent, load_checkpoint
+    from sgqn_robot.saliency_figure import save_saliency_grid
+
+    ckpt = load_checkpoint(run, map_location=device)
+    agent = build_agent(ckpt.config, ckpt.state, torch.device(device))
+    agent.load_state_dict(ckpt.agent)
+    step = int(ckpt.state["step"])
+    tag = tag or f"eval_step_{step:07d}"
+    evaluator = Evaluator(ckpt.config["task"], env_kwargs(ckpt.config), splits)
+    try:
+        keep = 4 if saliency else 0
+        results, frames = evaluator.run(lambda o: agent.act(o, eval_mode=True), episodes, keep)
+    finally:
+        evaluator.close()
+    run_dir = ckpt.path.parent.parent
+    log.info("%s (step %d, %d episodes per split)\n%s", run_dir, step, episodes, table(results))
+    write_results(results, run_dir / "eval", tag, step)
+    shown = {s: frames[s] for s in saliency_splits(splits) if s in frames}
+    if shown:
+        save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def _app(cfg: DictConfig) -> None:
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    plain = to_plain(cfg)
+    evaluate_run(
+        plain["run"],
+        plain["splits"],
+        plain["episodes"],
+        plain["tag"],
+        plain["device"],
+        plain["saliency"],
+    )
+
+
+def main() -> None:
+    """Console entry point `sgqn-eval`."""
+    _app()

@@ -1,0 +1,278 @@
+"""`sgqn-train task=reach agent=sgqn`: train one agent on one task (Hydra app, configs/train.yaml).
+
+The loop, per env step: act (uniform random during warm-up) -> step the env -> store the new
+frame in replay -> one agent update (after warm-up). At each episode end a CSV/TensorBoard row;
+every `eval_every` steps deterministic evaluation on `eval_splits` with a saliency grid; at the
+first episode end past every `snapshot_every` steps (and at the end) a replay snapshot, then a
+checkpoint. Checkpoints fall on episode ends so that `resume=true run_dir=<run>` restarts from a
+fresh reset exactly as the uninterrupted run would have: with the RNG states restored, a resumed
+CPU run reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from sgqn_robot.checkpoint import Checkpoint, load_checkpoint, read_config, save_checkpoint
+from sgqn_robot.config import CONFIG_DIR, to_plain
+from sgqn_robot.evaluate import (
+    Evaluator,
+    env_kwargs,
+    saliency_splits,
+    scalars,
+    table,
+    write_results,
+)
+from sgqn_robot.logger import Logger
+from sgqn_robot.replay import ReplayBuffer
+from sgqn_robot.saliency_figure import save_saliency_grid
+
+log = logging.getLogger(__name__)
+
+EPISODE_STEPS = 50  # fixed by the envs (docs/INTERFACES.md); sizes the default replay
+REPLAY_DIR = "replay.zarr"
+OVERRIDES_FILE = "overrides.yaml"
+# What a resumed run must share with the run it continues (budgets and eval settings may change).
+COMPATIBLE_KEYS = ("task", "env", "agent", "encoder")
+
+
+class RunDirError(RuntimeError):
+    """A run dir that cannot be started or resumed; reported without a traceback."""
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out |= _flatten(v, f"{prefix}.{k}" if prefix else k)
+    return out
+
+
+def prepare_run_dir(cfg: DictConfig) -> tuple[Path, Checkpoint | None]:
+    """The run dir, and its last checkpoint when resuming; refuses anything that would overwrite
+    or mix runs, before writing a byte."""
+    if cfg.run_dir:
+        run_dir = Path(cfg.run_dir)
+    elif HydraConfig.initialized():
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+    else:
+        raise RunDirError("run_dir is required when train() runs outside a Hydra app")
+    if not cfg.resume:
+        if (run_dir / "checkpoints").exists() or (run_dir / "metrics.csv").exists():
+            raise RunDirError(
+                f"{run_dir} already holds a run: pass resume=true to continue it, "
+                "or choose another run_dir"
+            )
+        return run_dir, None
+    if not cfg.run_dir:
+        raise RunDirError("resume=true needs run_dir=<the run to continue>")
+    try:
+        saved = read_config(run_dir)
+    except FileNotFoundError as e:
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # made by Hydra for this call only
+        raise RunDirError(f"cannot resume: {e}") from None
+    now = to_plain(cfg)
+    diffs = [
+        f"  {k}: run has {v!r}, now {b!r}"
+        for key in COMPATIBLE_KEYS
+        for k, v in _flatten(saved.get(key), key).items()
+        if (b := _flatten(now.get(key), key).get(k)) != v
+    ]
+    if diffs:
+        raise RunDirError(
+            f"cannot resume {run_dir}: its config differs from this one\n" + "\n".join(diffs)
+        )
+    return run_dir, load_checkpoint(run_dir)
+
+
+def default_capacity(num_train_steps: int) -> int:
+    """Frames for all of training: one per step plus each episode's reset frame."""
+    return num_train_steps + -(-num_train_steps // EPISODE_STEPS) + 1
+
+
+def episode_seed(seed: int, episode: int) -> int:
+    """Reset seed of training episode `episode`: a resumed run replays the same scenes."""
+    return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
+
+
+def _attach_log_file(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train as `cfg` says (composed configs/train.yaml); returns the run dir."""
+    from sgqn_robot.agents import make_agent, resolve_device
+    from sgqn_robot.envs import make_env
+
+    run_dir, ckpt = prepare_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = to_plain(cfg) | {"run_dir": str(run_dir)}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if ckpt is None and HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
+        (run_dir / OVERRIDES_FILE).write_text(yaml.safe_dump(overrides))
+    log_file = _attach_log_file(run_dir)
+
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    kwargs = env_kwargs(config)
+    env = make_env(cfg.task, split="train", **kwargs)
+    obs_shape = tuple(env.observation_space.shape)
+    action_dim = int(env.action_space.shape[0])
+    agent = make_agent(config["agent"], config["encoder"], obs_shape, action_dim, device)
+    num_steps = int(cfg.num_train_steps)
+    capacity = cfg.replay_capacity or default_capacity(num_steps)
+    replay = ReplayBuffer(capacity, (3, *obs_shape[1:]), action_dim, cfg.env.frame_stack)
+
+    step = episode = 0
+    if ckpt is not None:
+        agent.load_state_dict(ckpt.agent)
+        torch.set_rng_state(ckpt.rng["torch"])
+        if device.type == "cuda" and ckpt.rng.get("cuda"):
+            torch.cuda.set_rng_state_all(ckpt.rng["cuda"])
+        rng.bit_generator.state = ckpt.state["numpy_rng"]
+        step, episode = int(ckpt.state["step"]), int(ckpt.state["episode"])
+        replay.load(run_dir / REPLAY_DIR, num_frames=int(ckpt.state["replay_frames"]))
+        log.info("resumed %s at step %d (%d replay frames)", run_dir, step, replay.total)
+    else:
+        log.info("run dir %s", run_dir)
+
+    logger = Logger(run_dir, resume_step=step if ckpt is not None else None)
+    evaluator = Evaluator(cfg.task, kwargs, cfg.eval_splits) if cfg.eval_episodes > 0 else None
+    pbar = tqdm(total=num_steps, initial=step, unit="step", disable=None, dynamic_ncols=True)
+    last_eval = ""
+
+    def evaluate(step: int) -> None:
+        nonlocal last_eval
+        results, frames = evaluator.run(
+            lambda o: agent.act(o, eval_mode=True), cfg.eval_episodes, cfg.saliency_samples
+        )
+        tag = f"step_{step:07d}"
+        write_results(results, run_dir / "eval", tag, step)
+        logger.log(step, scalars(results))
+        shown = {s: frames[s] for s in saliency_splits(cfg.eval_splits) if s in frames}
+        if shown:
+            save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
+        last_eval = " ".join(f"{s} {r.summary()['return_mean']:.1f}" for s, r in results.items())
+        log.info("eval at step %d\n%s", step, table(results))
+
+    def save(step: int) -> None:
+        replay.save(run_dir / REPLAY_DIR)  # first: the checkpoint records how much it holds
+        rng_state = {"torch": torch.get_rng_state()}
+        if device.type == "cuda":
+            rng_state["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            "episode": episode,
+            "replay_frames": replay.total,
+            "numpy_rng": rng.bit_generator.state,
+            "obs_shape": list(obs_shape),
+            "action_dim": action_dim,
+        }
+        save_checkpoint(run_dir, step, agent.state_dict(), rng_state, config, state)
+
+    next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
+    obs = None
+    ep_return, ep_steps, ep_metrics = 0.0, 0, defaultdict(list)
+    ep_start = time.perf_counter()
+    try:
+        while step < num_steps:
+            if obs is None:
+                obs, _ = env.reset(seed=episode_seed(cfg.seed, episode))
+                replay.start_episode(obs)
+            if step < cfg.warmup_steps:
+                action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+            else:
+                action = agent.act(obs, eval_mode=False)
+            obs, reward, terminated, truncated, info = env.step(action)
+            replay.add(action, reward, obs, terminated)
+            ep_return += reward
+            ep_steps += 1
+            step += 1
+            if step >= cfg.warmup_steps:
+                for k, v in agent.update(replay.sample(cfg.batch_size, rng), step).items():
+                    ep_metrics[k].append(v)
+            pbar.update(1)
+
+            done = terminated or truncated
+            if done:
+                fps = ep_steps / max(time.perf_counter() - ep_start, 1e-9)
+                row = {
+                    "train/episode_return": ep_return,
+                    "train/episode_success": float(info.get("is_success", False)),
+                    "train/episode": episode,
+                    "train/steps_per_s": fps,
+                } | {f"train/{k}": float(np.mean(v)) for k, v in ep_metrics.items()}
+                logger.log(step, row)
+                pbar.set_postfix_str(f"return {ep_return:.1f} | eval: {last_eval or '-'}")
+                if pbar.disable and episode % 10 == 0:  # no live bar (not a TTY): a log line
+                    log.info(
+                        "step %d/%d  episode %d  return %.1f  %.1f steps/s",
+                        step,
+                        num_steps,
+                        episode,
+                        ep_return,
+                        fps,
+                    )
+                episode += 1
+                obs = None
+                ep_return, ep_steps, ep_metrics = 0.0, 0, defaultdict(list)
+                ep_start = time.perf_counter()
+            if evaluator is not None and (step % cfg.eval_every == 0 or step == num_steps):
+                evaluate(step)
+            if (done and step >= next_save) or step == num_steps:
+                save(step)
+                next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
+    finally:
+        pbar.close()
+        env.close()
+        if evaluator is not None:
+            evaluator.close()
+        logger.close()
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
+    return run_dir
+
+
+def _resume_config(cfg: DictConfig) -> DictConfig:
+    """On `resume=true`, the run's own command-line overrides come first, so `sgqn-train
+    resume=true run_dir=<run>` continues that run without repeating them; new ones win."""
+    saved_file = Path(cfg.run_dir) / OVERRIDES_FILE
+    if not saved_file.is_file():
+        return cfg
+    saved = yaml.safe_load(saved_file.read_text())
+    return hydra.compose("train", overrides=saved + list(HydraConfig.get().overrides.task))
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def _app(cfg: DictConfig) -> None:
+    try:
+        train(_resume_config(cfg) if cfg.resume and cfg.run_dir else cfg)
+    except RunDirError as e:
+        log.error("sgqn-train: %s", e)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point `sgqn-train`."""
+    _app()
