@@ -4,12 +4,11 @@ The envs ship *decimated* xArm7 meshes and 128 px copies of robosuite's texture 
 ``envs/assets/`` (~1.5 MB together). Why ship rather than build a cache on first use: the env
 then needs only ``mujoco`` at run time (no slow robosuite import, no writable cache dir, same
 bytes on every machine, so rendered pixels are reproducible across installs). Rebuild them with
-``python -m sgqn_robot.envs.assets`` (needs robosuite + fast-simplification + pillow).
+``python -m sgqn_robot.envs.build_assets`` (needs robosuite + fast-simplification + pillow).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import struct
@@ -32,10 +31,13 @@ GRIPPER_MESHES = (
     "right_finger",
     "right_inner_knuckle",
 )
-# Fraction of faces kept per mesh: ~91k faces -> ~9.5k. Rendering on the software rasterizer
+# Fraction of faces kept per mesh (~91k faces -> ~13k; the decimator overshoots small meshes). Rendering on the software rasterizer
 # costs per vertex, so this is the single biggest speed lever after shadows/multisampling.
 KEEP_FRACTION = 0.1
 MIN_FACES = 300
+# Low aggressiveness: slower to build (once) but keeps cylinder caps flat; the default (7)
+# collapses link1's top into a spike.
+AGGRESSIVENESS = 2.0
 TEXTURE_SIZE = 128
 
 
@@ -108,7 +110,7 @@ def build_meshes(out_dir: Path = MESH_DIR) -> dict[str, tuple[int, int]]:
         target = max(MIN_FACES, int(len(faces) * KEEP_FRACTION))
         if target < len(faces):
             verts2, faces2 = fast_simplification.simplify(
-                verts, faces, target_reduction=1.0 - target / len(faces)
+                verts, faces, target_reduction=1.0 - target / len(faces), agg=AGGRESSIVENESS
             )
         else:
             verts2, faces2 = verts, faces
@@ -131,15 +133,3 @@ def build_textures(out_dir: Path = TEXTURE_DIR, size: int = TEXTURE_SIZE) -> lis
         os.replace(tmp, dst)
         written.append(dst)
     return written
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
-    for name, (before, after) in build_meshes().items():
-        print(f"{name:22s} {before:6d} -> {after:5d} faces")
-    print(f"{len(build_textures())} textures -> {TEXTURE_DIR}")
-
-
-if __name__ == "__main__":
-    main()

@@ -45,7 +45,7 @@ DISTRACTOR_TYPES = ("box", "sphere", "cylinder")
 CAMERAS = {
     # name: (position, point looked at) - third_person is the paper-style front-side view.
     "third_person": ((0.45, 0.8, 0.75), (-0.24, 0.0, 0.13)),
-    "front": ((0.7, 0.0, 0.75), (-0.25, 0.0, 0.1)),
+    "front": ((0.75, 0.0, 0.85), (-0.3, 0.0, 0.18)),
 }
 
 # Which textured surfaces exist (slot name -> texture/material suffix).
