@@ -33,7 +33,7 @@ _ENTRY_POINTS = {
 
 for _task, _id in TASKS.items():
     if _id not in gymnasium.registry:
-        gymnasium.register(id=_id, entry_point=_ENTRY_POINTS[_task])
+        gymnasium.register(id=_id, entry_point=_ENTRY_POINTS[_task], max_episode_steps=50)
 
 
 def make_env(

@@ -215,10 +215,24 @@ def user_textures(spec: str | os.PathLike | Iterable | dict | None) -> dict[str,
     return out
 
 
+PROCEDURAL_VARIANTS = 600  # 100 per family; each is generated on first use, then cached
+_TEST_BANK_SEED = 20221209
+
+
+@functools.lru_cache(maxsize=PROCEDURAL_VARIANTS)
+def procedural_variant(index: int) -> np.ndarray:
+    """Procedural test texture number ``index``: fixed family and seed, so episodes stay
+    reproducible while a redraw costs only the texture upload (keeps randomization < 5 ms)."""
+    families = list(PROCEDURAL)
+    rng = np.random.default_rng([_TEST_BANK_SEED, index])
+    out = PROCEDURAL[families[index % len(families)]](rng)
+    out.setflags(write=False)
+    return out
+
+
 def random_test_texture(rng: np.random.Generator) -> np.ndarray:
-    """One texture from the test bank: a robosuite test PNG or a procedural family, 50/50."""
+    """One texture from the test bank: a robosuite test PNG or a procedural variant, 50/50."""
     if rng.random() < 0.5:
         files = test_bank_files()
         return load_image(files[int(rng.integers(len(files)))])
-    name = list(PROCEDURAL)[int(rng.integers(len(PROCEDURAL)))]
-    return PROCEDURAL[name](rng)
+    return procedural_variant(int(rng.integers(PROCEDURAL_VARIANTS)))
