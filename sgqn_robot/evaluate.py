@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,14 +187,18 @@ def _app(cfg: DictConfig) -> None:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     plain = to_plain(cfg)
-    evaluate_run(
-        plain["run"],
-        plain["splits"],
-        plain["episodes"],
-        plain["tag"],
-        plain["device"],
-        plain["saliency"],
-    )
+    try:
+        evaluate_run(
+            plain["run"],
+            plain["splits"],
+            plain["episodes"],
+            plain["tag"],
+            plain["device"],
+            plain["saliency"],
+        )
+    except FileNotFoundError as e:
+        log.error("sgqn-eval: %s", e)
+        sys.exit(2)
 
 
 def main() -> None:

@@ -87,12 +87,12 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, Checkpoint | None]:
             run_dir.rmdir()  # made by Hydra for this call only
         raise RunDirError(f"cannot resume: {e}") from None
     now = to_plain(cfg)
-    diffs = [
-        f"  {k}: run has {v!r}, now {b!r}"
-        for key in COMPATIBLE_KEYS
-        for k, v in _flatten(saved.get(key), key).items()
-        if (b := _flatten(now.get(key), key).get(k)) != v
-    ]
+    diffs = []
+    for key in COMPATIBLE_KEYS:
+        a, b = _flatten(saved.get(key), key), _flatten(now.get(key), key)
+        diffs += [
+            f"  {k}: run has {a.get(k)!r}, now {b.get(k)!r}" for k in a | b if a.get(k) != b.get(k)
+        ]
     if diffs:
         raise RunDirError(
             f"cannot resume {run_dir}: its config differs from this one\n" + "\n".join(diffs)
@@ -216,6 +216,7 @@ def train(cfg: DictConfig) -> Path:
 
             done = terminated or truncated
             if done:
+                replay.end_episode()
                 fps = ep_steps / max(time.perf_counter() - ep_start, 1e-9)
                 row = {
                     "train/episode_return": ep_return,
