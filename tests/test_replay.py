@@ -133,3 +133,30 @@ def test_snapshot_rejects_wrong_frame_shape(tmp_path: Path) -> None:
     buf.save(tmp_path / "r.zarr")
     with pytest.raises(ValueError, match="frames are"):
         ReplayBuffer(100, (3, 8, 8), 2).load(tmp_path / "r.zarr")
+
+
+def test_stacks_rebuilt_from_the_real_env_equal_its_observations() -> None:
+    from sgqn_robot.envs import make_env
+
+    env = make_env("reach", image_size=64, frame_stack=3)
+    buf = ReplayBuffer(200, (3, 64, 64), 2, frame_stack=3)
+    rng = np.random.default_rng(0)
+    ref = {}
+    for episode in range(2):
+        obs, _ = env.reset(seed=episode)
+        buf.start_episode(obs)
+        done = False
+        while not done:
+            action = rng.uniform(-1, 1, 2).astype(np.float32)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            buf.add(action, reward, next_obs, terminated)
+            ref[float(action[0])] = (obs, next_obs)
+            obs, done = next_obs, terminated or truncated
+        buf.end_episode()
+    env.close()
+    batch = buf.sample(64, rng)
+    for j in range(64):
+        obs, next_obs = ref[float(batch.action[j, 0])]
+        np.testing.assert_array_equal(batch.obs[j], obs)
+        np.testing.assert_array_equal(batch.next_obs[j], next_obs)
+    assert batch.not_done.min() == 1.0  # time-limit truncation is not a termination

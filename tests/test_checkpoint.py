@@ -1,0 +1,55 @@
+"""Checkpoint files: weights_only loading, atomic `latest`, leftovers of killed saves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from sgqn_robot.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
+
+
+def _save(run: Path, step: int) -> Path:
+    agent = {"critic": {"w": torch.full((2, 2), float(step))}, "log_alpha": torch.tensor(0.1)}
+    rng = {"torch": torch.get_rng_state()}
+    state = {"episode": step // 50, "numpy_rng": np.random.default_rng(0).bit_generator.state}
+    return save_checkpoint(
+        run, step, agent, rng, {"task": "reach", "agent": {"name": "sac"}}, state
+    )
+
+
+def test_roundtrip_with_weights_only(tmp_path: Path) -> None:
+    _save(tmp_path, 100)
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.state["step"] == 100 and ckpt.state["episode"] == 2
+    torch.testing.assert_close(ckpt.agent["critic"]["w"], torch.full((2, 2), 100.0))
+    assert torch.equal(ckpt.rng["torch"], torch.get_rng_state())
+    rng = np.random.default_rng()
+    rng.bit_generator.state = ckpt.state["numpy_rng"]  # JSON keeps the 128-bit PCG64 state
+    assert rng.integers(1 << 30) == np.random.default_rng(0).integers(1 << 30)
+    assert yaml.safe_load((ckpt.path / "config.yaml").read_text())["agent"]["name"] == "sac"
+    # The three ways to name a checkpoint.
+    assert checkpoint_dir(tmp_path) == checkpoint_dir(ckpt.path) == ckpt.path
+    assert checkpoint_dir(ckpt.path / "agent.pt") == ckpt.path
+
+
+def test_latest_moves_atomically_and_old_ones_go(tmp_path: Path) -> None:
+    _save(tmp_path, 50)
+    # A save killed before publishing leaves a hidden temp dir and possibly its final dir.
+    (tmp_path / "checkpoints" / ".step_000000100.abc").mkdir()
+    (tmp_path / "checkpoints" / "step_000000100").mkdir()
+    assert load_checkpoint(tmp_path).state["step"] == 50
+    _save(tmp_path, 100)
+    root = tmp_path / "checkpoints"
+    assert sorted(os.listdir(root)) == ["latest", "step_000000100"]
+    assert os.readlink(root / "latest") == "step_000000100"
+    assert load_checkpoint(tmp_path).state["step"] == 100
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="expected a run dir with checkpoints/latest/"):
+        checkpoint_dir(tmp_path)
