@@ -28,6 +28,9 @@ def _session(path: Path, threads: int | None) -> ort.InferenceSession:
     if threads is not None:
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # Worker threads must not spin between inferences: the loop sleeps most of each period, and
+    # on a 2-core robot PC (or under SCHED_FIFO) a spinning worker starves the camera and loop.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises several unrelated types for unreadable files

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .control_loop import ControlLoop, LoopResult
-from .interfaces import Clock, MonotonicClock, SimulatedClock
+from .interfaces import Clock, MonotonicClock, SimulatedClock, request_realtime
 from .metadata import ModelError, ModelMetadata
 from .policy import OnnxPolicy, SaliencyModel
 from .safety import SafetyLimits
@@ -29,9 +29,12 @@ SIM_TASKS = ("reach", "peg_in_box")
 
 def add_safety_args(parser: argparse.ArgumentParser) -> None:
     """Safety overrides shared by every entry point that drives a robot."""
-    g = parser.add_argument_group("safety (defaults from the model metadata)")
+    g = parser.add_argument_group("timing and safety (defaults from the model metadata)")
     g.add_argument("--rate", type=float, help="control rate in Hz (default: model's period)")
     g.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    g.add_argument(
+        "--realtime", action="store_true", help="SCHED_FIFO priority (root/CAP_SYS_NICE)"
+    )
     g.add_argument("--max-step", type=float, help="max end-effector step per tick, metres")
     g.add_argument("--workspace", type=float, nargs=6, metavar=("XL", "YL", "ZL", "XH", "YH", "ZH"))
     g.add_argument("--max-frame-age", type=float, help="stale-frame watchdog, seconds")
@@ -61,6 +64,8 @@ def run_sim(args: argparse.Namespace) -> int:
     """Closed loop in our simulator: per-episode return/success, then the timing summary."""
     from .sim_adapters import SimSession, env_kwargs
 
+    if args.realtime and not request_realtime():
+        print("sgqn-run: warning: SCHED_FIFO refused, running at normal priority", file=sys.stderr)
     policy = OnnxPolicy(args.model, args.threads)
     meta = policy.meta
     if meta.task not in ("unknown", args.sim):
