@@ -25,6 +25,7 @@ import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sgqn_robot.checkpoint import Checkpoint, load_checkpoint, read_config, save_checkpoint
 from sgqn_robot.config import CONFIG_DIR, to_plain
@@ -161,7 +162,10 @@ def train(cfg: DictConfig) -> Path:
     logger = Logger(run_dir, resume_step=step if ckpt is not None else None)
     evaluator = Evaluator(cfg.task, kwargs, cfg.eval_splits) if cfg.eval_episodes > 0 else None
     pbar = tqdm(total=num_steps, initial=step, unit="step", disable=None, dynamic_ncols=True)
-    last_eval = ""
+    last_return, last_eval = float("nan"), "-"
+
+    def show() -> None:
+        pbar.set_postfix_str(f"return {last_return:.1f} | eval: {last_eval}")
 
     def evaluate(step: int) -> None:
         nonlocal last_eval
@@ -175,6 +179,7 @@ def train(cfg: DictConfig) -> Path:
         if shown:
             save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
         last_eval = " ".join(f"{s} {r.summary()['return_mean']:.1f}" for s, r in results.items())
+        show()
         log.info("eval at step %d\n%s", step, table(results))
 
     def save(step: int) -> None:
@@ -225,7 +230,8 @@ def train(cfg: DictConfig) -> Path:
                     "train/steps_per_s": fps,
                 } | {f"train/{k}": float(np.mean(v)) for k, v in ep_metrics.items()}
                 logger.log(step, row)
-                pbar.set_postfix_str(f"return {ep_return:.1f} | eval: {last_eval or '-'}")
+                last_return = ep_return
+                show()
                 if pbar.disable and episode % 10 == 0:  # no live bar (not a TTY): a log line
                     log.info(
                         "step %d/%d  episode %d  return %.1f  %.1f steps/s",
@@ -268,7 +274,8 @@ def _resume_config(cfg: DictConfig) -> DictConfig:
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _app(cfg: DictConfig) -> None:
     try:
-        train(_resume_config(cfg) if cfg.resume and cfg.run_dir else cfg)
+        with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
+            train(_resume_config(cfg) if cfg.resume and cfg.run_dir else cfg)
     except RunDirError as e:
         log.error("sgqn-train: %s", e)
         sys.exit(2)

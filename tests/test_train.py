@@ -50,9 +50,15 @@ def metrics(run_dir: Path) -> list[tuple[int, str, str]]:
         return [(int(r["step"]), r["tag"], r["value"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("agent", ["sac", "drq", "svea", "sgqn"])
-def test_smoke_training_writes_every_artifact(tmp_path: Path, agent: str) -> None:
-    run_dir = run(tmp_path / agent, f"agent={agent}")
+@pytest.mark.parametrize(
+    "agent,task,k",
+    [("sac", "reach", 1), ("drq", "reach", 1), ("svea", "reach", 1), ("sgqn", "reach", 1)]
+    + [("sgqn", "peg_in_box", 3)],  # 3-D actions, stacked frames
+)
+def test_smoke_training_writes_every_artifact(
+    tmp_path: Path, agent: str, task: str, k: int
+) -> None:
+    run_dir = run(tmp_path / agent, f"agent={agent}", f"task={task}", f"env.frame_stack={k}")
     for rel in [
         "config.yaml",
         "train.log",
@@ -79,13 +85,13 @@ def test_smoke_training_writes_every_artifact(tmp_path: Path, agent: str) -> Non
     policy = load_policy(run_dir)
     assert policy.step == 60 and policy.config["agent"]["name"] == agent
     assert policy.config["env"]["image_size"] == 64
-    obs = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    obs = torch.randint(0, 256, (2, 3 * k, 64, 64), dtype=torch.uint8)
     with torch.no_grad():
         action = policy.actor(obs)
-        assert action.shape == (2, 2) and action.abs().max() <= 1
+        assert action.shape == (2, 2 if task == "reach" else 3) and action.abs().max() <= 1
         torch.testing.assert_close(policy.actor(obs), action)  # deterministic
         if agent == "sgqn":
-            assert policy.predictor(obs, action).shape == (2, 3, 64, 64)
+            assert policy.predictor(obs, action).shape == (2, 3 * k, 64, 64)
         else:
             assert policy.predictor is None
 
