@@ -17,7 +17,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from . import scene, splits, textures
+from . import scene, splits
+from .textures import user_textures
 
 EPISODE_STEPS = 50
 ACTION_SCALE = 0.05  # metres of end-effector motion per unit action per step
@@ -67,7 +68,7 @@ class XArmEnv(gym.Env):
             raise ValueError(f"image_size={image_size!r}; valid: an int in [16, 512]")
         if not (isinstance(frame_stack, int | np.integer) and frame_stack >= 1):
             raise ValueError(f"frame_stack={frame_stack!r}; valid: an int >= 1")
-        user = _user_textures(textures)
+        user = user_textures(textures)  # loads (and checks) every file now
 
         self.split, self.camera, self.render_mode = split, camera, render_mode
         self.image_size, self.frame_stack = int(image_size), int(frame_stack)
@@ -206,10 +207,6 @@ _LIVE: weakref.WeakSet[XArmEnv] = weakref.WeakSet()
 def _close_live_envs() -> None:
     for env in list(_LIVE):
         env.close()
-
-
-def _user_textures(spec: Any) -> dict[str, np.ndarray]:
-    return textures.user_textures(spec)
 
 
 def _make_renderer(model: mujoco.MjModel, size: int) -> mujoco.Renderer:

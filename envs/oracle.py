@@ -12,7 +12,7 @@ from .base_env import ACTION_SCALE, XArmEnv
 
 GAIN = 1.5  # >1 so the last centimetres are covered in few steps without overshooting much
 ALIGNED = 0.012  # fingertips this close (xy) to the box centre before descending
-STILL = 0.03  # peg this close (xy) to the box centre: it has stopped swinging enough
+STILL = 0.035  # peg this close (xy) to the box centre: it has stopped swinging enough
 
 
 def oracle_action(env: gym.Env) -> np.ndarray:

@@ -22,7 +22,7 @@ class PegInBoxEnv(XArmEnv):
     TASK = "peg_in_box"
     DEFAULT_ACTION_SPACE = "xyz"
     # The lowest fingertip height keeps the gripper just above the box rim.
-    WORKSPACE = ((-0.38, -0.32, scene.BOX_HEIGHT + 0.02), (0.12, 0.32, 0.3))
+    WORKSPACE = ((-0.35, -0.28, scene.BOX_HEIGHT + 0.02), (0.05, 0.28, 0.3))
     START = (-0.28, 0.0, 0.25)
 
     def _sample_layout(self, rng: np.random.Generator) -> None:

@@ -18,7 +18,7 @@ class ReachEnv(XArmEnv):
 
     TASK = "reach"
     DEFAULT_ACTION_SPACE = "xy"
-    WORKSPACE = ((-0.38, -0.32, 0.03), (0.12, 0.32, 0.3))
+    WORKSPACE = ((-0.35, -0.28, 0.03), (0.05, 0.28, 0.3))  # hand stays vertical in all of it
     START = (-0.3, 0.0, 0.08)
 
     def _sample_layout(self, rng: np.random.Generator) -> None:

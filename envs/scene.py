@@ -1,7 +1,7 @@
 """MJCF for the xArm7 table scene, built as a string and compiled once per process.
 
 Layout (metres, table top at z = 0, robot facing +x):
-- robot base on a box pedestal at ``ROBOT_BASE``, table from x -0.45 to 0.45;
+- robot base on a box pedestal at ``ROBOT_BASE``, table from x -0.39 to 0.45;
 - the hand (gripper base) is welded to a mocap body, so the arm's joints follow it with damping
   and gravity compensation - a kinematic arm that still looks like an xArm7;
 - everything the splits recolour uses a named material (``mat_*``), and the table, floor and
@@ -24,9 +24,10 @@ from . import assets
 TIMESTEP = 0.002
 SUBSTEPS = 20
 TEXTURE_SIZE = 128
-ROBOT_BASE = (-0.56, 0.0, 0.0)
+ROBOT_BASE = (-0.5, 0.0, 0.0)
 GRIP_OFFSET = 0.155  # gripper base -> point between the fingertips, along the gripper's z axis
-TABLE_HALF = (0.45, 0.55)
+TABLE_X = (-0.39, 0.45)  # back edge just in front of the pedestal
+TABLE_HALF_Y = 0.55
 TABLE_HEIGHT = 0.75
 HAND_DOWN_QUAT = (0.0, 1.0, 0.0, 0.0)  # gripper z axis pointing at the table
 
@@ -122,7 +123,7 @@ def _arm_xml(mesh_files: dict[str, Path]) -> tuple[str, str]:
 def _chain_xml() -> str:
     """A peg hanging from the fingertips on a short string of capsules with damped ball joints."""
     xml = '<body name="peg" pos="0 0 {z}">' + (
-        '<joint name="peg_ball" type="ball" damping="0.004"/>'
+        '<joint name="peg_ball" type="ball" damping="0.01"/>'
         f'<geom name="peg" type="capsule" fromto="0 0 0 0 0 {2 * PEG_HALF_LEN}" '
         f'size="{PEG_RADIUS}" material="mat_peg" mass="0.05" contype="1" conaffinity="1" '
         'condim="3" friction="0.5"/><site name="peg_center" '
@@ -133,7 +134,7 @@ def _chain_xml() -> str:
         z = GRIP_OFFSET if i == 0 else CHAIN_LINK_LEN
         xml = (
             f'<body name="chain{i}" pos="0 0 {z}">'
-            f'<joint name="chain{i}_ball" type="ball" damping="0.004"/>'
+            f'<joint name="chain{i}_ball" type="ball" damping="0.01"/>'
             f'<geom type="capsule" fromto="0 0 0 0 0 {CHAIN_LINK_LEN}" size="0.003" '
             f'material="mat_robot_dark" mass="0.01" contype="0" conaffinity="0"/>{xml}</body>'
         )
@@ -199,7 +200,7 @@ def scene_xml(task: str, mesh_files: dict[str, Path]) -> str:
         f'<camera name="{n}" pos="{_f(p)}" xyaxes="{_f(look_at_xyaxes(p, t))}" fovy="45"/>'
         for n, (p, t) in CAMERAS.items()
     )
-    tx, ty = TABLE_HALF
+    tx, tcx, ty = (TABLE_X[1] - TABLE_X[0]) / 2, (TABLE_X[1] + TABLE_X[0]) / 2, TABLE_HALF_Y
     bx, by, bz = ROBOT_BASE
     task_bodies = (
         '<body name="target" mocap="true" pos="0 0 -2"><geom type="cylinder" size="0.05 0.0015" '
@@ -232,7 +233,7 @@ def scene_xml(task: str, mesh_files: dict[str, Path]) -> str:
       contype="0" conaffinity="0"/>
     <geom name="wall_side" type="box" pos="0 -1.8 0.4" size="2.5 0.02 1.6" material="mat_wall"
       contype="0" conaffinity="0"/>
-    <geom name="table" type="box" pos="0 0 {-TABLE_HEIGHT / 2}" size="{tx} {ty} {TABLE_HEIGHT / 2}"
+    <geom name="table" type="box" pos="{tcx} 0 {-TABLE_HEIGHT / 2}" size="{tx} {ty} {TABLE_HEIGHT / 2}"
       material="mat_table" contype="1" conaffinity="1"/>
     <geom name="pedestal" type="box" pos="{bx} {by} {(bz - TABLE_HEIGHT) / 2}"
       size="0.11 0.11 {(bz + TABLE_HEIGHT) / 2}" material="mat_pedestal" contype="0" conaffinity="0"/>

@@ -215,7 +215,7 @@ def user_textures(spec: str | os.PathLike | Iterable | dict | None) -> dict[str,
     return out
 
 
-PROCEDURAL_VARIANTS = 600  # 100 per family; each is generated on first use, then cached
+PROCEDURAL_VARIANTS = 120  # 20 per family; each is generated on first use, then cached
 _TEST_BANK_SEED = 20221209
 
 

@@ -136,6 +136,7 @@ def test_out_of_range_action_is_clipped(env_factory) -> None:
 
 def test_render_gives_larger_frame(env_factory) -> None:
     env = env_factory("peg_in_box", "texture", render_mode="rgb_array")
+    check_env(env.unwrapped)  # includes gymnasium's render checks
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (256, 256, 3) and frame.dtype == np.uint8
