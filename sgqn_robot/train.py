@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,9 @@ def _attach_log_file(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def train(cfg: DictConfig) -> Path:
-    """Train as `cfg` says (composed configs/train.yaml); returns the run dir."""
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
+    """Train as `cfg` says (composed configs/train.yaml); returns the run dir. `overrides` (the
+    command line that made `cfg`) are kept in the run dir for `resume=true`."""
     from sgqn_robot.agents import make_agent, resolve_device
     from sgqn_robot.envs import make_env
 
@@ -127,80 +129,89 @@ def train(cfg: DictConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     config = to_plain(cfg) | {"run_dir": str(run_dir)}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    if ckpt is None and HydraConfig.initialized():
-        overrides = list(HydraConfig.get().overrides.task)
+    if overrides is not None:
         (run_dir / OVERRIDES_FILE).write_text(yaml.safe_dump(overrides))
-    log_file = _attach_log_file(run_dir)
 
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    kwargs = env_kwargs(config)
-    env = make_env(cfg.task, split="train", **kwargs)
-    obs_shape = tuple(env.observation_space.shape)
-    action_dim = int(env.action_space.shape[0])
-    agent = make_agent(config["agent"], config["encoder"], obs_shape, action_dim, device)
-    num_steps = int(cfg.num_train_steps)
-    capacity = cfg.replay_capacity or default_capacity(num_steps)
-    replay = ReplayBuffer(capacity, (3, *obs_shape[1:]), action_dim, cfg.env.frame_stack)
+    with ExitStack() as cleanup:
+        log_file = _attach_log_file(run_dir)
+        cleanup.callback(log_file.close)
+        cleanup.callback(logging.getLogger().removeHandler, log_file)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        kwargs = env_kwargs(config)
+        env = make_env(cfg.task, split="train", **kwargs)
+        cleanup.callback(env.close)
+        obs_shape = tuple(env.observation_space.shape)
+        action_dim = int(env.action_space.shape[0])
+        agent = make_agent(config["agent"], config["encoder"], obs_shape, action_dim, device)
+        num_steps = int(cfg.num_train_steps)
+        capacity = cfg.replay_capacity or default_capacity(num_steps)
+        replay = ReplayBuffer(capacity, (3, *obs_shape[1:]), action_dim, cfg.env.frame_stack)
 
-    step = episode = 0
-    if ckpt is not None:
-        agent.load_state_dict(ckpt.agent)
-        torch.set_rng_state(ckpt.rng["torch"])
-        if device.type == "cuda" and ckpt.rng.get("cuda"):
-            torch.cuda.set_rng_state_all(ckpt.rng["cuda"])
-        rng.bit_generator.state = ckpt.state["numpy_rng"]
-        step, episode = int(ckpt.state["step"]), int(ckpt.state["episode"])
-        replay.load(run_dir / REPLAY_DIR, num_frames=int(ckpt.state["replay_frames"]))
-        log.info("resumed %s at step %d (%d replay frames)", run_dir, step, replay.total)
-    else:
-        log.info("run dir %s", run_dir)
+        step = episode = 0
+        if ckpt is not None:
+            agent.load_state_dict(ckpt.agent)
+            torch.set_rng_state(ckpt.rng["torch"])
+            if device.type == "cuda" and ckpt.rng.get("cuda"):
+                torch.cuda.set_rng_state_all(ckpt.rng["cuda"])
+            rng.bit_generator.state = ckpt.state["numpy_rng"]
+            step, episode = int(ckpt.state["step"]), int(ckpt.state["episode"])
+            replay.load(run_dir / REPLAY_DIR, num_frames=int(ckpt.state["replay_frames"]))
+            log.info("resumed %s at step %d (%d replay frames)", run_dir, step, replay.total)
+        else:
+            log.info("run dir %s", run_dir)
 
-    logger = Logger(run_dir, resume_step=step if ckpt is not None else None)
-    evaluator = Evaluator(cfg.task, kwargs, cfg.eval_splits) if cfg.eval_episodes > 0 else None
-    pbar = tqdm(total=num_steps, initial=step, unit="step", disable=None, dynamic_ncols=True)
-    last_return, last_eval = float("nan"), "-"
+        logger = Logger(run_dir, resume_step=step if ckpt is not None else None)
+        cleanup.callback(logger.close)
+        evaluator = None
+        if cfg.eval_episodes > 0:
+            evaluator = Evaluator(cfg.task, kwargs, cfg.eval_splits)
+            cleanup.callback(evaluator.close)
+        pbar = tqdm(total=num_steps, initial=step, unit="step", disable=None, dynamic_ncols=True)
+        cleanup.callback(pbar.close)
+        last_return, last_eval = float("nan"), "-"
 
-    def show() -> None:
-        pbar.set_postfix_str(f"return {last_return:.1f} | eval: {last_eval}")
+        def show() -> None:
+            pbar.set_postfix_str(f"return {last_return:.1f} | eval: {last_eval}")
 
-    def evaluate(step: int) -> None:
-        nonlocal last_eval
-        results, frames = evaluator.run(
-            lambda o: agent.act(o, eval_mode=True), cfg.eval_episodes, cfg.saliency_samples
-        )
-        tag = f"step_{step:07d}"
-        write_results(results, run_dir / "eval", tag, step)
-        logger.log(step, scalars(results))
-        shown = {s: frames[s] for s in saliency_splits(cfg.eval_splits) if s in frames}
-        if shown:
-            save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
-        last_eval = " ".join(f"{s} {r.summary()['return_mean']:.1f}" for s, r in results.items())
-        show()
-        log.info("eval at step %d\n%s", step, table(results))
+        def evaluate(step: int) -> None:
+            nonlocal last_eval
+            results, frames = evaluator.run(
+                lambda o: agent.act(o, eval_mode=True), cfg.eval_episodes, cfg.saliency_samples
+            )
+            tag = f"step_{step:07d}"
+            write_results(results, run_dir / "eval", tag, step)
+            logger.log(step, scalars(results))
+            shown = {s: frames[s] for s in saliency_splits(cfg.eval_splits) if s in frames}
+            if shown:
+                save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
+            last_eval = " ".join(
+                f"{s} {r.summary()['return_mean']:.1f}" for s, r in results.items()
+            )
+            show()
+            log.info("eval at step %d\n%s", step, table(results))
 
-    def save(step: int) -> None:
-        replay.save(run_dir / REPLAY_DIR)  # first: the checkpoint records how much it holds
-        rng_state = {"torch": torch.get_rng_state()}
-        if device.type == "cuda":
-            rng_state["cuda"] = torch.cuda.get_rng_state_all()
-        state = {
-            "episode": episode,
-            "replay_frames": replay.total,
-            "numpy_rng": rng.bit_generator.state,
-            "obs_shape": list(obs_shape),
-            "action_dim": action_dim,
-        }
-        save_checkpoint(run_dir, step, agent.state_dict(), rng_state, config, state)
+        def save(step: int) -> None:
+            replay.save(run_dir / REPLAY_DIR)  # first: the checkpoint records how much it holds
+            rng_state = {"torch": torch.get_rng_state()}
+            if device.type == "cuda":
+                rng_state["cuda"] = torch.cuda.get_rng_state_all()
+            state = {
+                "episode": episode,
+                "replay_frames": replay.total,
+                "numpy_rng": rng.bit_generator.state,
+                "obs_shape": list(obs_shape),
+                "action_dim": action_dim,
+            }
+            save_checkpoint(run_dir, step, agent.state_dict(), rng_state, config, state)
 
-    next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
-    obs = None
-    ep_return, ep_steps, ep_metrics = 0.0, 0, defaultdict(list)
-    ep_start = time.perf_counter()
-    try:
+        next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
+        obs = None
+        ep_return, ep_steps, ep_metrics = 0.0, 0, defaultdict(list)
+        ep_start = time.perf_counter()
         while step < num_steps:
             if obs is None:
                 obs, _ = env.reset(seed=episode_seed(cfg.seed, episode))
@@ -235,11 +246,7 @@ def train(cfg: DictConfig) -> Path:
                 if pbar.disable and episode % 10 == 0:  # no live bar (not a TTY): a log line
                     log.info(
                         "step %d/%d  episode %d  return %.1f  %.1f steps/s",
-                        step,
-                        num_steps,
-                        episode,
-                        ep_return,
-                        fps,
+                        *(step, num_steps, episode, ep_return, fps),
                     )
                 episode += 1
                 obs = None
@@ -250,32 +257,21 @@ def train(cfg: DictConfig) -> Path:
             if (done and step >= next_save) or step == num_steps:
                 save(step)
                 next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
-    finally:
-        pbar.close()
-        env.close()
-        if evaluator is not None:
-            evaluator.close()
-        logger.close()
-        logging.getLogger().removeHandler(log_file)
-        log_file.close()
     return run_dir
-
-
-def _resume_config(cfg: DictConfig) -> DictConfig:
-    """On `resume=true`, the run's own command-line overrides come first, so `sgqn-train
-    resume=true run_dir=<run>` continues that run without repeating them; new ones win."""
-    saved_file = Path(cfg.run_dir) / OVERRIDES_FILE
-    if not saved_file.is_file():
-        return cfg
-    saved = yaml.safe_load(saved_file.read_text())
-    return hydra.compose("train", overrides=saved + list(HydraConfig.get().overrides.task))
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _app(cfg: DictConfig) -> None:
+    overrides = list(HydraConfig.get().overrides.task)
+    saved = Path(cfg.run_dir or "") / OVERRIDES_FILE
+    if cfg.resume and cfg.run_dir and saved.is_file():
+        # The run's own overrides first, so `sgqn-train resume=true run_dir=<run>` continues it
+        # without repeating them; new ones win.
+        overrides = yaml.safe_load(saved.read_text()) + overrides
+        cfg = hydra.compose("train", overrides=overrides)
     try:
         with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
-            train(_resume_config(cfg) if cfg.resume and cfg.run_dir else cfg)
+            train(cfg, overrides)
     except RunDirError as e:
         log.error("sgqn-train: %s", e)
         sys.exit(2)
