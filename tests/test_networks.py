@@ -6,9 +6,10 @@ import io
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sgqn_robot.agents import make_agent
-from sgqn_robot.agents.networks import PRESETS, AttributionPredictor, Trunk
+from sgqn_robot.agents.networks import PRESETS, AttributionPredictor, Trunk, upsample_conv3x3
 
 
 @pytest.mark.parametrize(("preset", "shape"), [("paper", (32, 21, 21)), ("fast", (32, 11, 11))])
@@ -18,8 +19,26 @@ def test_trunk_and_predictor_shapes(preset: str, shape: tuple[int, int, int]) ->
     assert trunk.out_shape == shape
     obs = torch.randint(0, 256, (2, 6, size, size), dtype=torch.uint8)
     assert trunk(obs).shape == (2, 32 * shape[1] * shape[2])
-    predictor = AttributionPredictor(trunk.out_shape, size, 6, in_dim=12)
+    predictor = AttributionPredictor(PRESETS[preset], 6, in_dim=12)
     assert predictor(torch.randn(2, 10), torch.randn(2, 2)).shape == (2, 6, size, size)
+
+
+def test_upsample_conv_equals_conv_of_upsampled_map() -> None:
+    conv = torch.nn.Conv2d(5, 7, 3, padding=1)
+    x = torch.randn(2, 5, 6, 9)
+    expected = conv(F.interpolate(x, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(upsample_conv3x3(x, conv), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_predictor_is_the_spec_decoder_at_paper_size() -> None:
+    predictor = AttributionPredictor(PRESETS["paper"], 3, in_dim=103)
+    z, a = torch.randn(2, 100), torch.randn(2, 3)
+    x = predictor.fc(torch.cat([z, a], 1)).view(2, 32, 21, 21)
+    x = F.relu(F.interpolate(predictor.conv1(x), scale_factor=2, mode="nearest"))
+    x = F.relu(F.interpolate(predictor.conv2(x), scale_factor=2, mode="nearest"))
+    spec = predictor.conv3(x)
+    assert spec.shape == (2, 3, 84, 84)
+    torch.testing.assert_close(predictor(z, a), spec, rtol=1e-4, atol=1e-5)
 
 
 def test_channels_last_is_the_same_function() -> None:

@@ -25,7 +25,7 @@ from sgqn_robot.agents.networks import Critic
 class _GuidableReLUFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, relu: GuidedReLU) -> torch.Tensor:
-        out = x.clamp(min=0)
+        out = torch.relu(x)
         ctx.save_for_backward(out)
         ctx.relu = relu
         return out
@@ -35,7 +35,8 @@ class _GuidableReLUFn(torch.autograd.Function):
         (out,) = ctx.saved_tensors
         if ctx.relu.guided:
             grad = grad.clamp(min=0)
-        return grad * (out > 0), None
+        # grad * (x > 0) in one fused kernel (what autograd's own ReLU backward calls).
+        return torch.ops.aten.threshold_backward(grad, out, 0), None
 
 
 class GuidedReLU:

@@ -28,10 +28,7 @@ class SGQNAgent(DrQAgent):
         super().__init__(*args, **kwargs)
         trunk = self.critic.trunk
         self.predictor = AttributionPredictor(
-            trunk.out_shape,
-            trunk.preset.image_size,
-            self.obs_shape[0],
-            self.cfg.projection_dim + self.action_dim,
+            trunk.preset, self.obs_shape[0], self.cfg.projection_dim + self.action_dim
         )
         self.predictor.apply(orthogonal_init)
         self.predictor.to(self.device)
