@@ -159,11 +159,13 @@ def evaluate_run(
     saliency: bool = True,
 ) -> dict[str, SplitResult]:
     """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does)."""
+    from sgqn_robot.agents import resolve_device
     from sgqn_robot.checkpoint import build_agent, load_checkpoint
     from sgqn_robot.saliency_figure import save_saliency_grid
 
-    ckpt = load_checkpoint(run, map_location=device)
-    agent = build_agent(ckpt.config, ckpt.state, torch.device(device))
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(run, map_location=dev)
+    agent = build_agent(ckpt.config, ckpt.state, dev)
     agent.load_state_dict(ckpt.agent)
     step = int(ckpt.state["step"])
     tag = tag or f"eval_step_{step:07d}"
