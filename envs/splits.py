@@ -6,6 +6,7 @@ randomized episode costs ~1-3 ms.
 
 from __future__ import annotations
 
+import colorsys
 from dataclasses import dataclass, field
 
 import mujoco
@@ -24,7 +25,7 @@ FIXED_TEST_SCENES: dict[str, tuple[tuple[float, float, float], str]] = {
 RANDOMIZED_SPLITS = ("color_easy", "color_hard", "texture", "lighting", "camera", "distractors")
 SPLITS: tuple[str, ...] = ("train", *FIXED_TEST_SCENES, *RANDOMIZED_SPLITS)
 
-# Materials whose colour a split may change; the task objects (target, box, peg) keep theirs.
+# Materials the fixed test scenes recolour; the task objects (target, box, peg) keep theirs.
 RECOLOURED = ("floor", "wall", "pedestal", "robot")
 # Distractors go on the table's sides, away from the reachable task area and the camera ray.
 DISTRACTOR_X = (-0.35, 0.15)
@@ -61,6 +62,7 @@ class Appearance:
         m = self.model
         check_split(self.split)
         self.mat = {n: m.material(f"mat_{n}").id for n in scene.COLOUR_MATERIALS}
+        self.task_mat = {n: m.material(f"mat_{n}").id for n in scene.TASK_MATERIALS}
         self.tex = {s: m.texture(f"tex_{s}").id for s in scene.TEXTURE_SLOTS}
         self.light = m.light("main").id
         self.distractor_mocap = [
@@ -135,8 +137,13 @@ class Appearance:
             rgba[:3] = np.clip(rgba[:3] + rng.uniform(-0.2, 0.2, 3), 0, 1)
 
     def _draw_color_hard(self, data: mujoco.MjData, rng: np.random.Generator) -> None:
+        """Every scene colour; the task objects get a random *saturated* colour so that the
+        target/box/peg stay visible against whatever the table became."""
         for name in scene.COLOUR_MATERIALS:
             self.model.mat_rgba[self.mat[name], :3] = rng.uniform(0, 1, 3)
+        for mid in self.task_mat.values():
+            hue, sat, val = rng.uniform(0, 1), rng.uniform(0.6, 1), rng.uniform(0.6, 1)
+            self.model.mat_rgba[mid, :3] = colorsys.hsv_to_rgb(hue, sat, val)
 
     def _draw_texture(self, data: mujoco.MjData, rng: np.random.Generator) -> list[int]:
         changed = []
