@@ -19,11 +19,16 @@ Keyword options of both envs (also accepted by :func:`make_env`):
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import gymnasium
+# Headless software rendering is this project's default (CONVENTIONS.md); an explicit
+# MUJOCO_GL (e.g. glfw on a desktop) wins. Must be set before mujoco is first imported.
+os.environ.setdefault("MUJOCO_GL", "egl")
 
-from .splits import SPLITS
+import gymnasium  # noqa: E402
+
+from .splits import SPLITS  # noqa: E402
 
 TASKS = {"reach": "SGQNRobot/Reach-v0", "peg_in_box": "SGQNRobot/PegInBox-v0"}
 _ENTRY_POINTS = {
