@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .assets import TEXTURE_DIR, build_meshes, build_textures
+from .asset_paths import TEXTURE_DIR, build_meshes, build_textures
 
 
 def main() -> None:

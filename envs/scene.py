@@ -19,7 +19,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from . import assets
+from . import asset_paths
 
 TIMESTEP = 0.002
 SUBSTEPS = 20
@@ -251,7 +251,11 @@ def scene_xml(task: str, mesh_files: dict[str, Path]) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _compiled(task: str, meshes: str) -> mujoco.MjModel:
-    files = assets.decimated_mesh_files() if meshes == "decimated" else assets.full_mesh_files()
+    files = (
+        asset_paths.decimated_mesh_files()
+        if meshes == "decimated"
+        else asset_paths.full_mesh_files()
+    )
     return mujoco.MjModel.from_xml_string(scene_xml(task, files))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import TEXTURE_DIR
+from .asset_paths import TEXTURE_DIR
 
 TEXTURE_SIZE = 128
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -1,7 +1,7 @@
 """Where the scene's meshes and textures live, and how the shipped copies were built.
 
 The envs ship *decimated* xArm7 meshes and 128 px copies of robosuite's texture PNGs in
-``envs/assets/`` (~1.5 MB together). Why ship rather than build a cache on first use: the env
+``envs/assets/`` (~1.4 MB together). Why ship rather than build a cache on first use: the env
 then needs only ``mujoco`` at run time (no slow robosuite import, no writable cache dir, same
 bytes on every machine, so rendered pixels are reproducible across installs). Rebuild them with
 ``python -m sgqn_robot.envs.build_assets`` (needs robosuite + fast-simplification + pillow).
