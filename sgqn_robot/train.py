@@ -99,6 +99,8 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, Checkpoint | None]:
         raise RunDirError(
             f"cannot resume {run_dir}: its config differs from this one\n" + "\n".join(diffs)
         )
+    if not (run_dir / REPLAY_DIR / "zarr.json").is_file():
+        raise RunDirError(f"cannot resume {run_dir}: its replay snapshot {REPLAY_DIR} is missing")
     return run_dir, load_checkpoint(run_dir)
 
 

@@ -123,6 +123,9 @@ def test_bad_run_dirs_are_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="env.frame_stack"):
         run(run_dir, DRQ, "env.frame_stack=3", "resume=true")
     assert listing() == before
+    (run_dir / "replay.zarr").rename(tmp_path / "elsewhere")
+    with pytest.raises(RunDirError, match="replay snapshot replay.zarr is missing"):
+        run(run_dir, DRQ, "resume=true")
     with pytest.raises(RunDirError, match="no checkpoint"):
         run(tmp_path / "missing", DRQ, "resume=true")
     assert not (tmp_path / "missing").exists()
