@@ -19,6 +19,12 @@ from torch import nn
 ReLU = Callable[[torch.Tensor], torch.Tensor]
 
 
+def relu_(x: torch.Tensor) -> torch.Tensor:
+    """In-place ReLU, the default here: each ReLU follows a conv or linear layer whose backward
+    does not need its output, so this saves one activation-sized allocation per layer."""
+    return torch.relu_(x)
+
+
 @dataclass(frozen=True)
 class EncoderPreset:
     """Conv trunk shape (3x3 convs, `num_filters` each, no padding, one stride per layer) and
@@ -86,7 +92,7 @@ class Trunk(nn.Module):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def forward_map(self, obs: torch.Tensor, relu: ReLU = F.relu) -> torch.Tensor:
+    def forward_map(self, obs: torch.Tensor, relu: ReLU = relu_) -> torch.Tensor:
         """Feature map [B, F, h, w] of the last conv (no ReLU after it, as in the reference)."""
         x = obs.to(torch.float32) / 255.0
         if self.channels_last:
@@ -96,7 +102,7 @@ class Trunk(nn.Module):
             x = conv(relu(x))
         return x
 
-    def forward(self, obs: torch.Tensor, relu: ReLU = F.relu) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, relu: ReLU = relu_) -> torch.Tensor:
         """Flat features in (h, w, channel) order: a free view of channels_last memory."""
         return self.forward_map(obs, relu).permute(0, 2, 3, 1).flatten(1)
 
@@ -117,7 +123,7 @@ class MLP(nn.Module):
         self.l2 = nn.Linear(hidden_dim, hidden_dim)
         self.l3 = nn.Linear(hidden_dim, out_dim)
 
-    def forward(self, x: torch.Tensor, relu: ReLU = F.relu) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, relu: ReLU = relu_) -> torch.Tensor:
         return self.l3(relu(self.l2(relu(self.l1(x)))))
 
 
@@ -139,7 +145,7 @@ class Critic(nn.Module):
         return [*self.q1.parameters(), *self.q2.parameters()]
 
     def heads(
-        self, feat: torch.Tensor, action: torch.Tensor, relu: ReLU = F.relu
+        self, feat: torch.Tensor, action: torch.Tensor, relu: ReLU = relu_
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Q1, Q2 [B] from trunk features; `relu` applies to Q1's head only (Q2 is never
         attributed)."""
@@ -147,7 +153,7 @@ class Critic(nn.Module):
         return self.q1(za, relu).squeeze(1), self.q2(za).squeeze(1)
 
     def forward(
-        self, obs: torch.Tensor, action: torch.Tensor, relu: ReLU = F.relu
+        self, obs: torch.Tensor, action: torch.Tensor, relu: ReLU = relu_
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.heads(self.trunk(obs, relu), action, relu)
 
@@ -232,8 +238,8 @@ class AttributionPredictor(nn.Module):
 
     def forward(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         x = self.fc(torch.cat([z, action], dim=1)).view(-1, *self.map_shape)
-        x = F.relu(self.conv1(x.contiguous(memory_format=torch.channels_last)))
-        x = F.relu(upsample_conv3x3(x, self.conv2))
+        x = relu_(self.conv1(x.contiguous(memory_format=torch.channels_last)))
+        x = relu_(upsample_conv3x3(x, self.conv2))
         return upsample_conv3x3(x, self.conv3)
 
 

@@ -25,7 +25,8 @@ from sgqn_robot.agents.networks import Critic
 class _GuidableReLUFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, relu: GuidedReLU) -> torch.Tensor:
-        out = torch.relu(x)
+        out = torch.relu_(x)  # in place, like the networks' own ReLUs
+        ctx.mark_dirty(out)
         ctx.save_for_backward(out)
         ctx.relu = relu
         return out

@@ -41,7 +41,7 @@ class SGQNAgent(DrQAgent):
     ) -> tuple[torch.Tensor, torch.Tensor, Metrics]:
         """TD loss + lambda_C * consistency between Q(s, a) and Q(s~, a), where s~ keeps s on the
         mask of the pre-update critic and is one uniform scalar u ~ U(min s, max s) elsewhere."""
-        x = obs.to(torch.float32).requires_grad_()
+        x = obs.detach().to(torch.float32).requires_grad_()
         relu = GuidedReLU(guided=True)
         feat = self.critic.trunk(x, relu)
         q1, q2 = self.critic.heads(feat, action, relu)
