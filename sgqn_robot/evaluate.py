@@ -30,6 +30,7 @@ from sgqn_robot.config import CONFIG_DIR, to_plain
 log = logging.getLogger(__name__)
 
 EVAL_SEED = 1_000_000
+EPISODE_STEPS = 50  # fixed by the envs (docs/INTERFACES.md)
 ActFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -75,9 +76,9 @@ class Evaluator:
         """Results per split, and `keep_frames` observations per split from its first episode
         (evenly spaced in time) for the saliency pictures."""
         results, frames = {}, {}
+        keep_at = set(np.linspace(0, EPISODE_STEPS - 1, keep_frames).round().astype(int).tolist())
         for split, env in self.envs.items():
             res, kept = SplitResult(), []
-            keep_at = set(np.linspace(0, 49, keep_frames).round().astype(int).tolist())
             for i in range(episodes):
                 obs, _ = env.reset(seed=EVAL_SEED + i)
                 total, t, done, info = 0.0, 0, False, {}

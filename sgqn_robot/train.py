@@ -31,6 +31,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from sgqn_robot.checkpoint import Checkpoint, load_checkpoint, read_config, save_checkpoint
 from sgqn_robot.config import CONFIG_DIR, to_plain
 from sgqn_robot.evaluate import (
+    EPISODE_STEPS,
     Evaluator,
     env_kwargs,
     saliency_splits,
@@ -44,7 +45,6 @@ from sgqn_robot.saliency_figure import save_saliency_grid
 
 log = logging.getLogger(__name__)
 
-EPISODE_STEPS = 50  # fixed by the envs (docs/INTERFACES.md); sizes the default replay
 REPLAY_DIR = "replay.zarr"
 OVERRIDES_FILE = "overrides.yaml"
 # What a resumed run must share with the run it continues (budgets and eval settings may change).
