@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sgqn_robot.agents import AGENTS, make_agent, resolve_device
+from sgqn_robot.agents.saliency import attribution, attribution_mask
 from sgqn_robot.replay import Batch
 
 OBS = (6, 64, 64)  # fast preset, frame_stack 2
@@ -117,6 +118,35 @@ def test_sgqn_attribution_loss_trains_predictor_and_critic_encoder_only() -> Non
     assert _changed(predictor, agent.predictor)
     assert not _changed(heads, agent.critic.q1)
     assert agent._aux_update(obs, torch.as_tensor(_batch(1).action), step=3) == {}
+
+
+def test_sgqn_shared_pass_critic_loss_equals_the_literal_spec() -> None:
+    """One forward serving both the guided attribution and the loss gives the spec's loss and
+    gradients: mask from a separate attribution pass, fresh forwards of s and s~."""
+    agent = _agent("sgqn")
+    agent.update(_batch(0), step=1)  # leave the delta-orthogonal init (sparse attributions)
+    obs = agent.augment(torch.as_tensor(_batch(1).obs))
+    action = torch.as_tensor(_batch(1).action)
+    target = torch.randn(obs.shape[0])
+    params = list(agent.critic.parameters())
+
+    torch.manual_seed(5)
+    loss, _, metrics = agent.critic_loss(obs, action, target)
+    grads = torch.autograd.grad(loss, params)
+
+    mask = attribution_mask(attribution(agent.critic, obs, action), 0.95)
+    x = obs.float()
+    torch.manual_seed(5)
+    fill = x.min() + (x.max() - x.min()) * torch.rand(())
+    q1, q2 = agent.critic(x, action)
+    mq1, mq2 = agent.critic(torch.where(mask, x, fill), action)
+    mse = torch.nn.functional.mse_loss
+    spec = mse(q1, target) + mse(q2, target) + mse(q1, mq1) + mse(q2, mq2)
+    torch.testing.assert_close(loss, spec)
+    for g, ref in zip(grads, torch.autograd.grad(spec, params), strict=True):
+        torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-6)
+    assert metrics["mask_fraction"] == mask.float().mean()
+    assert 0.04 < float(metrics["mask_fraction"]) < 0.1
 
 
 def test_soft_target_update_uses_encoder_and_head_taus() -> None:
