@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .control_loop import ControlLoop, LoopResult
-from .interfaces import Frame, MonotonicClock, RobotState
+from .interfaces import Frame, MonotonicClock, RobotState, raise_priority
 from .policy import OnnxPolicy
 from .safety import SafetyLimits
 from .tick_log import TickLogger
@@ -67,7 +67,12 @@ class UsbCamera:
 
 def run_real(model: str | Path, host: str = "192.168.1.10", log: str = "robot_log.zarr",
              max_step_m: float = 0.01, max_ticks: int = 500) -> LoopResult:  # fmt: skip
-    """Wire the adapters into the loop, with a tighter per-tick step than in simulation."""
+    """Wire the adapters into the loop, with a tighter per-tick step than in simulation.
+
+    SCHED_FIFO (if the OS grants it) keeps tick lateness in the tens of microseconds on a busy
+    PC (see docs/RESULTS.md, "Runner latency").
+    """
+    raise_priority("fifo")
     policy = OnnxPolicy(model, threads=2)
     meta = policy.meta
     arm, camera = CartesianArm(host, meta.action_scale_m), UsbCamera()

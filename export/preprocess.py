@@ -20,13 +20,32 @@ from .metadata import ModelError
 
 
 @lru_cache(maxsize=16)
-def _area_weights(n_in: int, n_out: int) -> np.ndarray:
-    """[n_out, n_in] matrix: overlap of each output cell with each input pixel, rows sum to 1."""
+def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse form of the [n_out, n_in] area matrix: for each output cell the input pixels it
+    overlaps (``index``, [n_out, K]) and the overlap fractions (``weight``, rows sum to 1)."""
     edges = np.linspace(0.0, n_in, n_out + 1)
     lo, hi = edges[:-1, None], edges[1:, None]
     pix = np.arange(n_in)[None, :]
     w = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0.0, None)
-    return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+    w /= w.sum(axis=1, keepdims=True)
+    k = int((w > 0).sum(axis=1).max())
+    first = np.argmax(w > 0, axis=1)
+    index = np.minimum(first[:, None] + np.arange(k)[None, :], n_in - 1)
+    weight = np.take_along_axis(w, index, axis=1)
+    weight[first[:, None] + np.arange(k)[None, :] >= n_in] = 0.0
+    return index, weight.astype(np.float32)
+
+
+def _resize_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Weighted sum of a few gathered slices: elementwise numpy, so no BLAS worker threads
+    (which would run at normal priority and stall a SCHED_FIFO loop, and compete for 2 cores)."""
+    index, weight = _area_taps(x.shape[axis], n_out)
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    out = np.zeros(x.shape[:axis] + (n_out,) + x.shape[axis + 1 :], np.float32)
+    for k in range(index.shape[1]):
+        out += np.take(x, index[:, k], axis=axis) * weight[:, k].reshape(shape)
+    return out
 
 
 def center_crop(image: np.ndarray, aspect: float = 1.0) -> np.ndarray:
@@ -43,12 +62,9 @@ def center_crop(image: np.ndarray, aspect: float = 1.0) -> np.ndarray:
 
 def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Area (box-filter) resize of an HWC uint8 image; identity when the size already matches."""
-    h, w, c = image.shape
-    if (h, w) == (height, width):
+    if image.shape[:2] == (height, width):
         return image
-    wy, wx = _area_weights(h, height), _area_weights(w, width)
-    rows = (wy @ image.reshape(h, w * c).astype(np.float32)).reshape(height, w, c)
-    out = np.einsum("xw,hwc->hxc", wx, rows, optimize=True)
+    out = _resize_axis(_resize_axis(image, height, 0), width, 1)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

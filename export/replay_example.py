@@ -21,7 +21,7 @@ from .interfaces import Clock, MonotonicClock, RobotState, SimulatedClock
 from .metadata import ModelError
 from .policy import OnnxPolicy
 from .replay_camera import ReplayCamera
-from .run import add_safety_args, limits_from_args
+from .run import add_safety_args, apply_priority, limits_from_args
 from .tick_log import TickLogger
 
 
@@ -49,6 +49,8 @@ def replay(model: str | Path, stream: str | Path, clock: Clock, *, color_order: 
            log: str | Path | None = None, args: argparse.Namespace | None = None,
            max_ticks: int | None = None) -> tuple[LoopResult, RecordingRobot]:  # fmt: skip
     """Run the loop over the stream until it ends (stale-frame stop) or ``max_ticks``."""
+    if args is not None:
+        apply_priority(args.priority, "replay_example")
     policy = OnnxPolicy(model, args.threads if args else None)
     meta = policy.meta
     stream = Path(stream)

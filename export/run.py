@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .control_loop import ControlLoop, LoopResult
-from .interfaces import Clock, MonotonicClock, SimulatedClock, request_realtime
+from .interfaces import PRIORITIES, Clock, MonotonicClock, SimulatedClock, raise_priority
 from .metadata import ModelError, ModelMetadata
 from .policy import OnnxPolicy, SaliencyModel
 from .safety import SafetyLimits
@@ -33,12 +33,20 @@ def add_safety_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=float, help="control rate in Hz (default: model's period)")
     g.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
     g.add_argument(
-        "--realtime", action="store_true", help="SCHED_FIFO priority (root/CAP_SYS_NICE)"
+        "--priority",
+        choices=PRIORITIES,
+        default="normal",
+        help="nice: nice -15; fifo: SCHED_FIFO 50 (both need root/CAP_SYS_NICE)",
     )
     g.add_argument("--max-step", type=float, help="max end-effector step per tick, metres")
     g.add_argument("--workspace", type=float, nargs=6, metavar=("XL", "YL", "ZL", "XH", "YH", "ZH"))
     g.add_argument("--max-frame-age", type=float, help="stale-frame watchdog, seconds")
     g.add_argument("--max-overruns", type=int, help="consecutive overruns before a stop")
+
+
+def apply_priority(kind: str, prog: str) -> None:
+    if not raise_priority(kind):
+        print(f"{prog}: warning: priority {kind!r} refused, running at normal", file=sys.stderr)
 
 
 def limits_from_args(meta: ModelMetadata, args: argparse.Namespace) -> SafetyLimits:
@@ -64,8 +72,7 @@ def run_sim(args: argparse.Namespace) -> int:
     """Closed loop in our simulator: per-episode return/success, then the timing summary."""
     from .sim_adapters import SimSession, env_kwargs
 
-    if args.realtime and not request_realtime():
-        print("sgqn-run: warning: SCHED_FIFO refused, running at normal priority", file=sys.stderr)
+    apply_priority(args.priority, "sgqn-run")
     policy = OnnxPolicy(args.model, args.threads)
     meta = policy.meta
     if meta.task not in ("unknown", args.sim):

@@ -1,12 +1,16 @@
 """Every control tick to a zarr (v3) store: time-major arrays chunked along time.
 
-Ticks are buffered in numpy and appended one chunk at a time, so the loop never pays a file
-write per tick. Episode boundaries go to ``meta/episode_ends`` (exclusive end indices, the
+Ticks are buffered in numpy; each full chunk is handed to a writer thread (normal scheduling
+priority even when the loop runs SCHED_FIFO), so the loop pays neither a file write per tick nor
+the compression and I/O of a chunk. Episode boundaries go to ``meta/episode_ends`` (exclusive end indices, the
 layout Diffusion Policy popularised); ``attrs`` keep the model metadata and event names.
 """
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -87,14 +91,38 @@ class TickLogger:
             )
             for name, (shape, dtype) in shapes.items()
         }
-        self.buffers = {
-            name: np.zeros((chunk, *shape), dtype) for name, (shape, dtype) in shapes.items()
-        }
+        self.shapes = shapes
+        self.buffers = self._new_buffers()
         self.ends = self.group.create_array(
             "meta/episode_ends", shape=(0,), chunks=(1024,), dtype="i8"
         )
         self.n_buffered = 0
         self.n_total = 0
+        self.n_episodes_end = 0
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue()
+        self.writer = threading.Thread(target=self._write, name="tick-log-writer", daemon=True)
+        self.writer.start()
+
+    def _new_buffers(self) -> dict[str, np.ndarray]:
+        return {name: np.empty((self.chunk, *s), d) for name, (s, d) in self.shapes.items()}
+
+    def _write(self) -> None:
+        """Writer thread: appends chunks and episode ends in order until ``None`` arrives."""
+        try:  # Linux: pid 0 is this thread; leave raised priority (fifo/nice) to the loop
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+        except (AttributeError, OSError):
+            pass
+        while (item := self.queue.get()) is not None:
+            try:
+                if isinstance(item, int):
+                    self.ends.append(np.array([item], "i8"))
+                else:
+                    for name, data in item.items():
+                        self.arrays[name].append(data)
+            except BaseException as e:  # reported by close(); the loop must keep its rate
+                self.error = e
 
     def log(self, tick: Tick) -> None:
         i = self.n_buffered
@@ -109,17 +137,26 @@ class TickLogger:
 
     def end_episode(self) -> None:
         """Mark the ticks so far as one finished episode."""
-        if self.n_total and (self.ends.shape[0] == 0 or self.ends[-1] != self.n_total):
-            self.ends.append(np.array([self.n_total], "i8"))
+        if self.n_total > self.n_episodes_end:
+            self.flush()
+            self.queue.put(self.n_total)
+            self.n_episodes_end = self.n_total
 
     def flush(self) -> None:
+        """Hand the buffered ticks to the writer (returns at once)."""
         if self.n_buffered:
-            for name, arr in self.arrays.items():
-                arr.append(self.buffers[name][: self.n_buffered])
+            self.queue.put({k: v[: self.n_buffered] for k, v in self.buffers.items()})
+            self.buffers = self._new_buffers()
             self.n_buffered = 0
 
     def close(self) -> None:
+        """Write everything and wait for it; raises what the writer thread hit, if anything."""
         self.flush()
+        if self.writer.is_alive():
+            self.queue.put(None)
+            self.writer.join()
+        if self.error is not None:
+            raise OSError(f"tick log {self.path}: write failed: {self.error}") from self.error
 
     def __enter__(self) -> TickLogger:
         return self
