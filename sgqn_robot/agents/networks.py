@@ -41,7 +41,7 @@ PRESETS: dict[str, EncoderPreset] = {
     "paper": EncoderPreset(image_size=84, strides=(2,) + (1,) * 10),
     # CPU preset (chosen by bench/update_throughput.py, see docs/RESULTS.md): 64 px, two strided
     # convs then two plain ones -> 32x11x11, ~16x fewer conv FLOPs than `paper`.
-    # Its attribution decoder is narrowed too: the spec's widths at 64 px would cost ~10x the
+    # Its attribution decoder is narrowed too: the spec's widths at 64 px would cost ~8x the
     # fast trunk's forward pass.
     "fast": EncoderPreset(image_size=64, strides=(2, 2, 1, 1), decoder_channels=(32, 32)),
 }
@@ -71,8 +71,8 @@ def _conv_out(size: int, stride: int) -> int:
 class Trunk(nn.Module):
     """Shared conv trunk: uint8-scale pixels -> /255 -> convs with ReLU between -> flat features.
 
-    `channels_last` keeps activations NHWC, which roughly doubles CPU conv speed (oneDNN); the math
-    is unchanged.
+    `channels_last` keeps activations NHWC (oneDNN's native layout); same math, a few percent
+    faster on our CPU (docs/RESULTS.md).
     """
 
     def __init__(self, in_channels: int, preset: EncoderPreset, channels_last: bool = True):
@@ -92,19 +92,16 @@ class Trunk(nn.Module):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def forward_map(self, obs: torch.Tensor, relu: ReLU = relu_) -> torch.Tensor:
-        """Feature map [B, F, h, w] of the last conv (no ReLU after it, as in the reference)."""
+    def forward(self, obs: torch.Tensor, relu: ReLU = relu_) -> torch.Tensor:
+        """Flat features of the last conv (no ReLU after it, as in the reference), in
+        (h, w, channel) order: a free view of channels_last memory."""
         x = obs.to(torch.float32) / 255.0
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.convs[0](x)
         for conv in self.convs[1:]:
             x = conv(relu(x))
-        return x
-
-    def forward(self, obs: torch.Tensor, relu: ReLU = relu_) -> torch.Tensor:
-        """Flat features in (h, w, channel) order: a free view of channels_last memory."""
-        return self.forward_map(obs, relu).permute(0, 2, 3, 1).flatten(1)
+        return x.permute(0, 2, 3, 1).flatten(1)
 
 
 class Projection(nn.Sequential):
@@ -189,11 +186,9 @@ class Actor(nn.Module):
         noise = torch.randn_like(mu)
         pre_tanh = mu + noise * log_std.exp()
         action = torch.tanh(pre_tanh)
-        log_prob = (-0.5 * noise.pow(2) - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * mu.shape[
-            -1
-        ]
-        log_prob = log_prob - torch.log(F.relu(1 - action.pow(2)) + 1e-6).sum(-1)
-        return action, log_prob
+        gaussian = -0.5 * (noise.pow(2) + math.log(2 * math.pi)) - log_std
+        squash = torch.log(F.relu(1 - action.pow(2)) + 1e-6)
+        return action, (gaussian - squash).sum(-1)
 
 
 def _upsampled_taps(weight: torch.Tensor, dim: int) -> torch.Tensor:

@@ -189,6 +189,7 @@ class SACAgent:
 
     @torch.no_grad()
     def _soft_update_target(self) -> None:
+        """Polyak averaging: Q heads with `critic_tau`, trunk + projection with `encoder_tau`."""
         pairs = (
             (
                 self.critic.head_parameters(),

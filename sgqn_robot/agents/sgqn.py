@@ -26,9 +26,8 @@ class SGQNAgent(DrQAgent):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        trunk = self.critic.trunk
         self.predictor = AttributionPredictor(
-            trunk.preset, self.obs_shape[0], self.cfg.projection_dim + self.action_dim
+            self.critic.trunk.preset, self.obs_shape[0], self.cfg.projection_dim + self.action_dim
         )
         self.predictor.apply(orthogonal_init)
         self.predictor.to(self.device)
