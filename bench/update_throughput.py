@@ -7,8 +7,8 @@ median pair / 2 is the cost of one update. FLOPs per update come from torch's Fl
 (convolutions and matmuls, forward and backward) on the warm-up pair, and are compared with the
 machine's conv / matmul peak measured in the same run.
 
-    python bench/update_throughput.py            # batch 128, 3 timed pairs per config
-    python bench/update_throughput.py --quick    # 1 timed pair per config (~1-2 min on 2 cores)
+    python bench/update_throughput.py            # batch 128, 3 timed pairs per config (~1 min)
+    python bench/update_throughput.py --quick    # 1 timed pair per config (<1 min on 2 idle cores)
 """
 
 from __future__ import annotations
