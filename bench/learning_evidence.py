@@ -1,0 +1,297 @@
+"""Learning evidence: train agents side by side, evaluate every split, write tables and curves.
+
+    # train (or continue) task x agent x seed runs in parallel for at most --minutes, then stop;
+    # run it again with the same --out to resume every run from its last checkpoint:
+    python bench/learning_evidence.py train --out runs/evidence --tasks reach \
+        --agents sac,svea,sgqn --seeds 1,2 --encoder fast --steps 100000 --minutes 50
+    # evaluate each run's latest checkpoint on every split (30 episodes), in parallel:
+    python bench/learning_evidence.py evaluate --out runs/evidence --episodes 30
+    # tables (markdown) + learning curves (PNG) from what the runs wrote:
+    python bench/learning_evidence.py report --out runs/evidence --images docs/images
+
+Each run is a plain `sgqn-train` run dir (`<out>/<task>-<agent>-s<seed>`); this script only
+schedules them, so every number can be reproduced with the trainer's own commands. A run that is
+stopped at the deadline loses the steps since its last checkpoint (`snapshot_every`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ALL_SPLITS = [
+    "train",
+    "test1",
+    "test2",
+    "test3",
+    "test4",
+    "test5",
+    "color_easy",
+    "color_hard",
+    "texture",
+    "lighting",
+    "camera",
+    "distractors",
+]
+
+
+def _script(name: str) -> str:
+    """A console script of this environment (installed beside the interpreter)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def _runs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if (p / "config.yaml").is_file())
+
+
+def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | None) -> None:
+    """Run commands `jobs` at a time; at the deadline kill what is still running."""
+    deadline = time.monotonic() + minutes * 60 if minutes else None
+    pending, running = list(cmds), []
+    while pending or running:
+        while pending and len(running) < jobs:
+            cmd, logfile = pending.pop(0)
+            logfile.parent.mkdir(parents=True, exist_ok=True)
+            f = logfile.open("a")
+            running.append((subprocess.Popen(cmd, stdout=f, stderr=f, start_new_session=True), f))
+            print("started", " ".join(cmd[1:]), flush=True)
+        for proc, f in list(running):
+            if proc.poll() is not None:
+                f.close()
+                running.remove((proc, f))
+        if deadline is not None and time.monotonic() > deadline:
+            for proc, f in running:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                f.close()
+            print(f"deadline: stopped {len(running)} runs, {len(pending)} not started")
+            return
+        time.sleep(2)
+
+
+def train(args: argparse.Namespace) -> None:
+    cmds = []
+    for task in args.tasks.split(","):
+        for agent in args.agents.split(","):
+            for seed in args.seeds.split(","):
+                run = args.out / f"{task}-{agent}-s{seed}"
+                cmd = [_script("sgqn-train"), f"run_dir={run}"]
+                if (run / "checkpoints").is_dir():
+                    cmd += ["resume=true"]
+                else:
+                    cmd += [
+                        f"task={task}",
+                        f"agent={agent}",
+                        f"encoder={args.encoder}",
+                        f"seed={seed}",
+                        f"device={args.device}",
+                        f"threads={args.threads}",
+                        f"num_train_steps={args.steps}",
+                        f"eval_every={args.eval_every}",
+                        f"eval_episodes={args.eval_episodes}",
+                        f"snapshot_every={args.snapshot_every}",
+                        *args.extra,
+                    ]
+                cmds.append((cmd, args.out / "logs" / f"{run.name}.log"))
+    _parallel(cmds, args.jobs or len(cmds), args.minutes)
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    cmds = []
+    for run in _runs(args.out):
+        if not (run / "checkpoints").is_dir():
+            continue
+        cmd = [_script("sgqn-eval"), f"run={run}", "tag=final"]
+        cmd += [f"splits=[{','.join(ALL_SPLITS)}]", f"episodes={args.episodes}", "threads=1"]
+        cmds.append((cmd, args.out / "logs" / f"{run.name}.eval.log"))
+    _parallel(cmds, args.jobs or len(cmds), None)
+
+
+def _read_metrics(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """tag -> (steps, values) from the run's long-format metrics.csv."""
+    rows: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for line in (run / "metrics.csv").read_text().splitlines()[1:]:
+        step, tag, value = line.split(",")
+        rows[tag].append((int(step), float(value)))
+    return {t: (np.array([s for s, _ in r]), np.array([v for _, v in r])) for t, r in rows.items()}
+
+
+def _wall_clock(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(env step, seconds of training) from TensorBoard's per-scalar wall times; the gaps
+    between a stopped run and its resume are not counted."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    points = []
+    for events in sorted((run / "tb").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "train/episode_return" in acc.Tags()["scalars"]:
+            points.append([(e.step, e.wall_time) for e in acc.Scalars("train/episode_return")])
+    steps, secs, offset = [], [], 0.0
+    for i, seg in enumerate(points):
+        # a resumed segment restarts at its checkpoint: drop the killed tail of the one before
+        end = points[i + 1][0][0] if i + 1 < len(points) else float("inf")
+        seg = [p for p in seg if p[0] < end]
+        if not seg:
+            continue
+        t0 = seg[0][1]
+        for step, wall in seg:
+            steps.append(step)
+            secs.append(offset + wall - t0)
+        offset = secs[-1]
+    return np.array(steps), np.array(secs)
+
+
+def report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import yaml
+
+    finals: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    curves: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    for run in _runs(args.out):
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        key = (cfg["task"], cfg["agent"]["name"])
+        curves[key].append(run)
+        final = run / "eval" / "final.json"
+        if final.is_file():
+            finals[key].append(json.loads(final.read_text()))
+
+    lines = []
+    for task in sorted({t for t, _ in finals}):
+        agents = [a for (t, a) in sorted(finals) if t == task]
+        splits = [s for s in ALL_SPLITS if s in finals[(task, agents[0])][0]["splits"]]
+        lines += [f"\n### {task}: return mean ± std over seeds (success rate)\n"]
+        lines += ["| split | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
+        for split in splits + ["test mean", "gap (train - test mean)"]:
+            cells = []
+            for agent in agents:
+                per_seed = []
+                for res in finals[(task, agent)]:
+                    r = {s: v["return_mean"] for s, v in res["splits"].items()}
+                    tests = np.mean([r[s] for s in splits if s != "train"])
+                    per_seed.append(
+                        r[split]
+                        if split in r
+                        else tests
+                        if split == "test mean"
+                        else r.get("train", np.nan) - tests
+                    )
+                cell = f"{np.mean(per_seed):.1f} ± {np.std(per_seed):.1f}"
+                if split in splits:
+                    succ = [res["splits"][split]["success_rate"] for res in finals[(task, agent)]]
+                    cell += f" ({np.mean(succ):.0%})"
+                cells.append(cell)
+            lines.append(f"| {split} | " + " | ".join(cells) + " |")
+        steps = {
+            a: [
+                json.loads((r / "eval" / "final.json").read_text())["step"]
+                for r in curves[(task, a)]
+                if (r / "eval" / "final.json").is_file()
+            ]
+            for a in agents
+        }
+        lines.append("\nenv steps per run: " + ", ".join(f"{a} {steps[a]}" for a in agents))
+    print("\n".join(lines))
+
+    args.images.mkdir(parents=True, exist_ok=True)
+    colors = {"sac": "C0", "drq": "C3", "svea": "C1", "sgqn": "C2"}
+    for task in sorted({t for t, _ in curves}):
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+        agents = sorted(a for t, a in curves if t == task)
+        for agent in agents:
+            for i, run in enumerate(curves[(task, agent)]):
+                final = run / "eval" / "final.json"
+                last = json.loads(final.read_text())["step"] if final.is_file() else np.inf
+                s, v = _read_metrics(run).get("train/episode_return", ([], []))
+                keep = np.asarray(s) <= last  # the killed tail past the checkpoint is not kept
+                s, v = np.asarray(s)[keep], np.asarray(v)[keep]
+                if len(v) == 0:
+                    continue
+                k = max(1, len(v) // 40)
+                smooth = np.convolve(v, np.ones(k) / k, mode="valid")
+                kw = {
+                    "color": colors.get(agent, "C4"),
+                    "alpha": 0.8,
+                    "label": agent if i == 0 else None,
+                }
+                axes[0].plot(s[k - 1 :], smooth, **kw)
+                ws, secs = _wall_clock(run)
+                if len(ws):
+                    axes[1].plot(np.interp(s[k - 1 :], ws, secs) / 60, smooth, **kw)
+        width = 0.8 / max(1, len(agents))
+        splits = ALL_SPLITS
+        for j, agent in enumerate(agents):
+            res = finals.get((task, agent), [])
+            if not res:
+                continue
+            means = [np.mean([r["splits"][sp]["return_mean"] for r in res]) for sp in splits]
+            axes[2].bar(
+                np.arange(len(splits)) + j * width,
+                means,
+                width,
+                color=colors.get(agent, "C4"),
+                label=agent,
+            )
+        axes[2].set_xticks(
+            np.arange(len(splits)) + width * (len(agents) - 1) / 2,
+            splits,
+            rotation=45,
+            ha="right",
+            fontsize=8,
+        )
+        axes[0].set(title=f"{task}: training episode return", xlabel="env steps")
+        axes[1].set(title="vs wall-clock", xlabel="minutes of training")
+        axes[2].set(title="final policy, mean return per split (seeds averaged)")
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = args.images / f"{args.prefix}curves_{task}.png"
+        fig.savefig(path, dpi=90)
+        print("wrote", path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--tasks", default="reach")
+    t.add_argument("--agents", default="sac,svea,sgqn")
+    t.add_argument("--seeds", default="1,2")
+    t.add_argument("--encoder", default="fast")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--steps", type=int, default=100_000)
+    t.add_argument("--eval-every", type=int, default=10_000)
+    t.add_argument("--eval-episodes", type=int, default=10)
+    t.add_argument("--snapshot-every", type=int, default=2_000)
+    t.add_argument("--minutes", type=float, default=None)
+    t.add_argument("--jobs", type=int, default=0, help="parallel runs (0 = all)")
+    t.add_argument("extra", nargs="*", help="more sgqn-train overrides for new runs")
+    e = sub.add_parser("evaluate")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--episodes", type=int, default=30)
+    e.add_argument("--jobs", type=int, default=0)
+    r = sub.add_parser("report")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--images", type=Path, default=Path("docs/images"))
+    r.add_argument("--prefix", default="", help="file name prefix of the PNGs")
+    args = p.parse_args()
+    {"train": train, "evaluate": evaluate, "report": report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
