@@ -157,7 +157,7 @@ def evaluate_run(
     episodes: int,
     tag: str | None = None,
     device: str = "cpu",
-    saliency: bool = True,
+    saliency_samples: int = 4,
 ) -> dict[str, SplitResult]:
     """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does)."""
     from sgqn_robot.agents import resolve_device
@@ -172,8 +172,9 @@ def evaluate_run(
     tag = tag or f"eval_step_{step:07d}"
     evaluator = Evaluator(ckpt.config["task"], env_kwargs(ckpt.config), splits)
     try:
-        keep = 4 if saliency else 0
-        results, frames = evaluator.run(lambda o: agent.act(o, eval_mode=True), episodes, keep)
+        results, frames = evaluator.run(
+            lambda o: agent.act(o, eval_mode=True), episodes, saliency_samples
+        )
     finally:
         evaluator.close()
     run_dir = ckpt.path.parent.parent
@@ -197,7 +198,7 @@ def _app(cfg: DictConfig) -> None:
             plain["episodes"],
             plain["tag"],
             plain["device"],
-            plain["saliency"],
+            plain["saliency_samples"],
         )
     except FileNotFoundError as e:
         log.error("sgqn-eval: %s", e)

@@ -58,7 +58,7 @@ def _eval_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_prints_a_table_and_writes_json_csv(run_dir: Path) -> None:
-    out = _eval_cli(f"run={run_dir}", "splits=[test1]", "episodes=1", "saliency=false")
+    out = _eval_cli(f"run={run_dir}", "splits=[test1]", "episodes=1", "saliency_samples=0")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "split" in out.stdout and "test1" in out.stdout and "±" in out.stdout
     assert (run_dir / "eval" / "eval_step_0000050.json").is_file()
