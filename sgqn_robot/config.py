@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,17 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-# The repository's configs/ (the package is installed editable from the repo).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+def _config_dir() -> Path:
+    """`sgqn_robot.configs` when packaging maps configs/ there (a wheel install), else the
+    repository's configs/ beside the package (the editable install)."""
+    spec = importlib.util.find_spec("sgqn_robot.configs")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 
 # `${sgqn_or:${run_dir},default}`: `run_dir` when set, else the default (oc.select keeps nulls).
 OmegaConf.register_new_resolver(
