@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-
-def _config_dir() -> Path:
-    """`sgqn_robot.configs` when packaging maps configs/ there (a wheel install), else the
-    repository's configs/ beside the package (the editable install)."""
-    spec = importlib.util.find_spec("sgqn_robot.configs")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return Path(__file__).resolve().parent.parent / "configs"
-
-
-CONFIG_DIR = _config_dir()
+# configs/ installs as `sgqn_robot.configs` (pyproject), in editable and wheel installs alike.
+CONFIG_DIR = Path(str(files("sgqn_robot.configs")))
 
 # `${sgqn_or:${run_dir},default}`: `run_dir` when set, else the default (oc.select keeps nulls).
 OmegaConf.register_new_resolver(

@@ -17,8 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
     )
     (whl,) = out.glob("sgqn_robot-*.whl")
@@ -40,7 +50,9 @@ def test_bare_install_requires_no_torch_or_mujoco(wheel: Path) -> None:
         for line in text.splitlines()
         if line.startswith("Requires-Dist:") and "extra ==" not in line
     ]
-    names = {b.split(";")[0].split("=")[0].split("<")[0].split(">")[0].strip().lower() for b in base}
+    names = {
+        b.split(";")[0].split("=")[0].split("<")[0].split(">")[0].strip().lower() for b in base
+    }
     assert names <= {"numpy", "onnxruntime", "zarr"}, names
     assert not names & {"torch", "mujoco", "robosuite"}
 
@@ -50,18 +62,35 @@ def test_wheel_imports_from_a_throwaway_venv(wheel: Path, tmp_path: Path) -> Non
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = venv / "bin" / "python"
     site = Path(
-        subprocess.check_output([str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"], text=True).strip()
+        subprocess.check_output(
+            [str(py), "-c", "import sysconfig;print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
     )
     # Dependencies come from the current environment as a plain path entry: its .pth files (and
     # with them the editable finder that points at this checkout) are *not* processed.
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
         check=True,
     )
     code = (
         "import sgqn_robot, sgqn_robot.envs, sgqn_robot.export;"
-        "print(sgqn_robot.envs.__file__);print(sgqn_robot.export.__file__)"
+        "from sgqn_robot.config import CONFIG_DIR, compose_config;"
+        "assert compose_config('train', ['task=peg_in_box']).task == 'peg_in_box';"
+        "from sgqn_robot.envs.asset_paths import ASSETS_DIR;"
+        "obs, _ = sgqn_robot.envs.make_env('reach').reset(seed=0); assert obs.std() > 0;"
+        "print(sgqn_robot.envs.__file__);print(sgqn_robot.export.__file__);"
+        "print(CONFIG_DIR);print(ASSETS_DIR)"
     )
     out = subprocess.check_output([str(py), "-c", code], text=True, cwd=tmp_path)
     for line in out.split():
