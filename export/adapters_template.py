@@ -72,12 +72,12 @@ def run_real(model: str | Path, host: str = "192.168.1.10", log: str = "robot_lo
     SCHED_FIFO (if the OS grants it) keeps tick lateness in the tens of microseconds on a busy
     PC (see docs/RESULTS.md, "Runner latency").
     """
-    raise_priority("fifo")
+    clock = MonotonicClock.for_priority("fifo" if raise_priority("fifo") else "normal")
     policy = OnnxPolicy(model, threads=2)
     meta = policy.meta
     arm, camera = CartesianArm(host, meta.action_scale_m), UsbCamera()
     limits = SafetyLimits.from_metadata(meta, max_step_m=max_step_m)
     frame_shape = (meta.channels_per_frame, meta.image_size, meta.image_size)
     with TickLogger(log, frame_shape=frame_shape, action_dim=meta.action_dim) as logger:
-        loop = ControlLoop(policy, camera, arm, MonotonicClock(), limits=limits, logger=logger)
+        loop = ControlLoop(policy, camera, arm, clock, limits=limits, logger=logger)
         return loop.run(max_ticks=max_ticks)

@@ -70,9 +70,15 @@ class Clock(Protocol):
 class MonotonicClock:
     """Real time: ``time.sleep`` until ``spin_s`` before the deadline, then spin.
 
-    ``time.sleep`` on Linux wakes 50-100 us late (more on a loaded 2-core box); spinning the last
-    millisecond trades one core-millisecond per tick for sub-100 us lateness.
+    ``time.sleep`` wakes ~0.1 ms late on an idle box; spinning the last millisecond removes that,
+    but only pays off under ``raise_priority("fifo")``: at normal priority on a busy 2-core box
+    the scheduler preempts a spinning thread and the p99 got worse (4.3 vs 2.2 ms, see
+    docs/RESULTS.md). ``for_priority`` picks accordingly.
     """
+
+    @classmethod
+    def for_priority(cls, kind: str) -> MonotonicClock:
+        return cls(spin_s=1e-3 if kind == "fifo" else 0.0)
 
     def __init__(self, spin_s: float = 1e-3) -> None:
         self.spin_s = spin_s

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fast", action="store_true", help="simulated clock: no waiting")
     add_safety_args(p)
     args = p.parse_args(argv)
-    clock = SimulatedClock() if args.fast else MonotonicClock()
+    clock = SimulatedClock() if args.fast else MonotonicClock.for_priority(args.priority)
     try:
         res, robot = replay(args.model, args.stream, clock, color_order="BGR" if args.bgr else "RGB",
                             log=args.log, args=args)  # fmt: skip

@@ -77,7 +77,9 @@ def run_sim(args: argparse.Namespace) -> int:
     meta = policy.meta
     if meta.task not in ("unknown", args.sim):
         raise ModelError(f"{args.model}: trained on {meta.task!r}, not --sim {args.sim!r}")
-    clock: Clock = SimulatedClock() if args.clock == "sim" else MonotonicClock()
+    clock: Clock = (
+        SimulatedClock() if args.clock == "sim" else MonotonicClock.for_priority(args.priority)
+    )
     session = SimSession(args.sim, args.split, clock, **env_kwargs(meta))
     session.reset(args.seed)
     frame_shape = session.obs.shape
