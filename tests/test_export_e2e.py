@@ -102,6 +102,13 @@ def test_export_of_a_missing_run_fails_in_one_line(
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_model_for_another_task_is_refused_before_the_sim_starts(
+    fast: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run.main([str(fast[1]), "--sim", "peg_in_box", "--episodes", "1"]) == 2
+    assert "trained on 'reach', not --sim 'peg_in_box'" in capsys.readouterr().err
+
+
 def test_sim_closed_loop_logs_every_tick(sim_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     g = open_log(sim_log)
     assert g["meta/episode_ends"][:].tolist() == [50, 100]

@@ -96,6 +96,19 @@ def test_wrong_frame_shape_is_a_clear_error(model: Path) -> None:
         OnnxPolicy(model)(np.zeros((3, 16, 16), np.uint8))
 
 
+SHIPPED = sorted(
+    p for p in (Path(md.__file__).parent / "models").glob("*.onnx") if ".saliency." not in p.name
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_pretrained_models_pass_the_runner_checks(path: Path) -> None:
+    policy = OnnxPolicy(path)
+    policy.warmup(1)
+    assert policy.meta.task in ("reach", "peg_in_box")
+    assert policy.meta.parity["max_abs_err"] <= 1e-5
+
+
 # ---- preprocessing -----------------------------------------------------------------------------
 
 
