@@ -23,12 +23,17 @@ SUMMARY = re.compile(r"^(\S+)/(\S+): mean return (-?[\d.]+), success (\d+)/(\d+)
 
 
 def _cli(name: str, *args: str) -> str:
-    """Run one of this environment's console scripts, echoing it; returns its stdout."""
+    """Run one of this environment's console scripts, streaming its output; returns stdout."""
     cmd = [str(Path(sys.executable).parent / name), *args]
     print("$", name, " ".join(args), flush=True)
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-    print(out, end="", flush=True)
-    return out
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            print(line, end="", flush=True)
+            lines.append(line)
+    if proc.returncode:
+        raise SystemExit(f"demo: `{name}` failed (exit {proc.returncode}); see its output above")
+    return "".join(lines)
 
 
 def _run_onnx(model: Path, task: str, split: str, episodes: int) -> tuple[float, float]:
