@@ -165,7 +165,7 @@ def _load_cached(path: str, mtime: float) -> np.ndarray:
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as a TEXTURE_SIZE^2 RGB uint8 array; a clear ValueError names bad files."""
-    p = Path(path)
+    p = Path(path).expanduser()
     if not p.is_file():
         raise ValueError(f"texture file {p}: no such file")
     return _load_cached(str(p.resolve()), p.stat().st_mtime)
@@ -188,7 +188,7 @@ def user_textures(spec: str | os.PathLike | Iterable | dict | None) -> dict[str,
             raise ValueError(f"textures: unknown surface(s) {sorted(bad)}; valid: {TEXTURE_SLOTS}")
         return {k: load_image(v) for k, v in spec.items()}
     if isinstance(spec, (str, os.PathLike)):
-        folder = Path(spec)
+        folder = Path(spec).expanduser()
         if folder.is_dir():
             files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:

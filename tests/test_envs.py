@@ -210,3 +210,10 @@ def test_gallery_writes_picture(tmp_path) -> None:
     out = save_gallery(tmp_path / "g.png", size=32)
     w, h = Image.open(out).size
     assert w > 32 * len(SPLITS) and h > 32 * len(TASKS)
+
+
+def test_user_texture_paths_expand_home(tmp_path, monkeypatch) -> None:
+    _photo(tmp_path / "table.png", (200, 40, 40))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert set(textures.user_textures("~")) == {"table"}
+    assert textures.load_image("~/table.png").shape[-1] == 3
