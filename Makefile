@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench evidence clean
 
 $(STAMP): pyproject.toml .ci/system_deps.sh
 	bash .ci/system_deps.sh
@@ -33,6 +33,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/env_throughput.py
 	$(BIN)/python bench/update_throughput.py
 	$(BIN)/python bench/runner_latency.py
+
+# Learning evidence (hours): resumable slices; run again to continue. EVIDENCE_MINUTES per slice.
+EVIDENCE_MINUTES ?= 60
+evidence: $(STAMP)
+	$(BIN)/python bench/learning_evidence.py train --out runs/evidence --tasks reach,peg_in_box \
+		--agents sac,svea,sgqn --seeds 1,2 --jobs 2 --minutes $(EVIDENCE_MINUTES)
+	$(BIN)/python bench/learning_evidence.py evaluate --out runs/evidence --episodes 30 --jobs 2
+	$(BIN)/python bench/learning_evidence.py report --out runs/evidence --images docs/images
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
