@@ -11,7 +11,8 @@
 
 Each run is a plain `sgqn-train` run dir (`<out>/<task>-<agent>-s<seed>`); this script only
 schedules them, so every number can be reproduced with the trainer's own commands. A run that is
-stopped at the deadline loses the steps since its last checkpoint (`snapshot_every`).
+stopped at the deadline gets SIGTERM, so it checkpoints at its episode end and exits (SIGKILL
+after `GRACE_S` seconds, e.g. mid-evaluation; then it loses the steps since its last checkpoint).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ ALL_SPLITS = [
     "camera",
     "distractors",
 ]
+# Seconds a run gets after SIGTERM to finish its episode and checkpoint (an evaluation may be
+# running: 12 splits x 30 episodes take minutes on the CPU).
+GRACE_S = 600
 
 
 def _script(name: str) -> str:
@@ -69,9 +73,14 @@ def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | No
                 f.close()
                 running.remove((proc, f))
         if deadline is not None and time.monotonic() > deadline:
+            for proc, _ in running:  # runs checkpoint at their episode end, then exit
+                os.killpg(proc.pid, signal.SIGTERM)
             for proc, f in running:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                try:
+                    proc.wait(timeout=GRACE_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
                 f.close()
             print(f"deadline: stopped {len(running)} runs, {len(pending)} not started")
             return

@@ -6,7 +6,9 @@ every `eval_every` steps deterministic evaluation on `eval_splits` with a salien
 first episode end past every `snapshot_every` steps (and at the end) a replay snapshot, then a
 checkpoint. Checkpoints fall on episode ends so that `resume=true run_dir=<run>` restarts from a
 fresh reset exactly as the uninterrupted run would have: with the RNG states restored, a resumed
-CPU run reproduces the uninterrupted one.
+CPU run reproduces the uninterrupted one. SIGTERM or Ctrl-C ends the run at the next episode
+end with a checkpoint (a second signal stops at once), so preempted or time-sliced runs lose
+nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from sgqn_robot.evaluate import (
     table,
     write_results,
 )
+from sgqn_robot.graceful_stop import stop_on_signal
 from sgqn_robot.logger import Logger
 from sgqn_robot.replay import ReplayBuffer
 from sgqn_robot.saliency_figure import save_saliency_grid
@@ -135,6 +138,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         (run_dir / OVERRIDES_FILE).write_text(yaml.safe_dump(overrides))
 
     with ExitStack() as cleanup:
+        stop = cleanup.enter_context(stop_on_signal())
         log_file = _attach_log_file(run_dir)
         cleanup.callback(log_file.close)
         cleanup.callback(logging.getLogger().removeHandler, log_file)
@@ -256,9 +260,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
                 ep_start = time.perf_counter()
             if evaluator is not None and (step % cfg.eval_every == 0 or step == num_steps):
                 evaluate(step)
-            if (done and step >= next_save) or step == num_steps:
+            if (done and (step >= next_save or stop.requested)) or step == num_steps:
                 save(step)
                 next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
+            if done and stop.requested:
+                log.info(
+                    "%s: stopped at step %d with a checkpoint; resume=true run_dir=%s continues",
+                    *(stop.signal_name, step, run_dir),
+                )
+                break
     return run_dir
 
 

@@ -1,6 +1,7 @@
 """End-to-end training on the real simulator with tiny budgets: every agent writes every
-artifact, a resumed run reproduces the uninterrupted one, a SIGKILLed run resumes cleanly, bad
-run dirs are refused without touching anything, and a joblib multirun sweeps seeds."""
+artifact, a resumed run reproduces the uninterrupted one, a SIGKILLed run resumes cleanly, a
+SIGTERMed one checkpoints before it exits, bad run dirs are refused without touching anything,
+and a joblib multirun sweeps seeds."""
 
 from __future__ import annotations
 
@@ -175,6 +176,27 @@ def test_sigkill_mid_training_then_resume(tmp_path: Path) -> None:
     assert frames.reshape(6, 51, -1).std(axis=(1, 2)).min() > 0  # real, readable frames
     assert (run_dir / "eval" / "step_0000300.json").is_file()
     assert np.isfinite(float(rows[-1][2]))
+
+
+def test_sigterm_checkpoints_at_the_episode_end_and_exits_cleanly(tmp_path: Path) -> None:
+    run_dir = tmp_path / "preempted"
+    args = [*SMOKE, DRQ, "num_train_steps=400", "eval_every=1000", "eval_splits=[train]"]
+    proc = _cli(*args, "snapshot_every=1000", f"run_dir={run_dir}")  # no periodic checkpoint
+    csv_file, deadline = run_dir / "metrics.csv", time.monotonic() + 120
+    while not (csv_file.exists() and "train/episode," in csv_file.read_text()):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "no finished episode in time"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    stopped_at = load_checkpoint(run_dir).state["step"]
+    assert 0 < stopped_at < 400 and stopped_at % 50 == 0, stopped_at  # an episode end
+    assert f"SIGTERM: stopped at step {stopped_at} with a checkpoint" in out, out
+
+    out, _ = _cli("resume=true", f"run_dir={run_dir}").communicate(timeout=240)
+    assert f"resumed {run_dir} at step {stopped_at}" in out, out
+    assert load_checkpoint(run_dir).state["step"] == 400
 
 
 def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
