@@ -118,6 +118,16 @@ def test_sim_closed_loop_logs_every_tick(sim_log: Path, capsys: pytest.CaptureFi
     assert g.attrs["sim"] == {"task": "reach", "split": "test2"}
 
 
+def test_sim_clock_reports_wall_time_not_zero_latencies(
+    fast: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(fast[1]), "--sim", "reach", "--episodes", "1", "--max-ticks", "5", "--clock", "sim"]
+    assert run.main(argv) == 0
+    timing = capsys.readouterr().out.splitlines()[-1]
+    assert timing.startswith("timing: sim clock, no waiting: 5 ticks in "), timing
+    assert "latency" not in timing
+
+
 def test_loop_feeds_the_policy_exactly_the_training_observations(fast: tuple[Path, Path]) -> None:
     """The loop's own preprocessing + frame stack on single sim frames must equal the env's
     stacked observation, so the ONNX actions equal the torch actor's on the training obs."""
