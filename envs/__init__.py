@@ -28,6 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium  # noqa: E402
 
+from .base_env import EPISODE_STEPS  # noqa: E402
 from .splits import SPLITS  # noqa: E402
 
 TASKS = {"reach": "SGQNRobot/Reach-v0", "peg_in_box": "SGQNRobot/PegInBox-v0"}
@@ -38,7 +39,9 @@ _ENTRY_POINTS = {
 
 for _task, _id in TASKS.items():
     if _id not in gymnasium.registry:
-        gymnasium.register(id=_id, entry_point=_ENTRY_POINTS[_task], max_episode_steps=50)
+        gymnasium.register(
+            id=_id, entry_point=_ENTRY_POINTS[_task], max_episode_steps=EPISODE_STEPS
+        )
 
 
 def make_env(
@@ -61,4 +64,4 @@ def make_env(
     return env
 
 
-__all__ = ["SPLITS", "TASKS", "make_env"]
+__all__ = ["EPISODE_STEPS", "SPLITS", "TASKS", "make_env"]

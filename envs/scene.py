@@ -23,7 +23,6 @@ from . import asset_paths
 
 TIMESTEP = 0.002
 SUBSTEPS = 20
-TEXTURE_SIZE = 128
 ROBOT_BASE = (-0.5, 0.0, 0.0)
 GRIP_OFFSET = 0.155  # gripper base -> point between the fingertips, along the gripper's z axis
 TABLE_X = (-0.39, 0.45)  # back edge just in front of the pedestal
@@ -175,8 +174,8 @@ def scene_xml(task: str, mesh_files: dict[str, Path]) -> str:
     mesh_assets, arm = _arm_xml(mesh_files)
     arm = arm.replace("CHAIN", _chain_xml() if task == "peg_in_box" else "")
     tex = "".join(
-        f'<texture name="tex_{s}" type="2d" builtin="flat" width="{TEXTURE_SIZE}" '
-        f'height="{TEXTURE_SIZE}" rgb1="1 1 1" rgb2="1 1 1"/>'
+        f'<texture name="tex_{s}" type="2d" builtin="flat" width="{asset_paths.TEXTURE_SIZE}" '
+        f'height="{asset_paths.TEXTURE_SIZE}" rgb1="1 1 1" rgb2="1 1 1"/>'
         for s in TEXTURE_SLOTS
     )
     repeat = {"table": "2 2", "floor": "6 6", "wall": "4 2"}

@@ -3,9 +3,10 @@
 Two disjoint banks, so test scenes never show a texture that training-time augmentation saw:
 - the *test bank* (``test_bank_files()`` + the procedural families in ``PROCEDURAL``) feeds the
   fixed test scenes and the ``texture`` split;
-- the *augmentation bank* (``augmentation_bank()``) lists the image files the trainer may use
-  for overlay/background augmentation. ``tests/test_envs.py`` checks the two share no file and
-  no pixels.
+- the *augmentation bank* (``augmentation_bank()``) lists the image files an overlay/background
+  augmentation may use (the DMC variant of SGQN/SVEA; the shipped agents follow the manipulation
+  spec and use random convolution, no images). ``tests/test_envs.py`` checks the two banks share
+  no file and no pixels.
 All textures are ``TEXTURE_SIZE`` x ``TEXTURE_SIZE`` uint8 RGB arrays.
 """
 
@@ -18,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .asset_paths import TEXTURE_DIR
+from .asset_paths import TEXTURE_DIR, TEXTURE_SIZE
 
-TEXTURE_SIZE = 128
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # robosuite textures reserved for evaluation (the rest form the augmentation bank).
@@ -46,7 +46,8 @@ def test_bank_files() -> list[Path]:
 
 
 def augmentation_bank() -> list[Path]:
-    """Image files the trainer may use for augmentation; disjoint from every test texture."""
+    """Image files an overlay augmentation may use (not the shipped agents, which use random
+    convolution); disjoint from every test texture."""
     return sorted(p for p in TEXTURE_DIR.glob("*.png") if p.name not in TEST_FILES)
 
 
