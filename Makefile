@@ -9,6 +9,8 @@ export PYOPENGL_PLATFORM ?= egl
 .PHONY: install demo test lint bench evidence clean
 
 $(STAMP): pyproject.toml .ci/system_deps.sh
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and \
+		"need Python >= 3.11 (zarr 3); run e.g. make PYTHON=python3.11 ...")'
 	bash .ci/system_deps.sh
 	$(PYTHON) -m venv $(VENV)
 	# torch first and alone: the exact pin takes the local CPU build; anything else pulls CUDA.

@@ -189,7 +189,7 @@ def main() -> None:
             timing.append((task, split, *reset_and_randomize_ms(task, split)))
     mesh_picture(args.picture)
 
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         "## Environment throughput",
         "",

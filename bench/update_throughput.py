@@ -17,7 +17,7 @@ import argparse
 import platform
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import torch
@@ -150,7 +150,7 @@ def main() -> None:
 
     peaks = measure_peaks(reps=3 if args.quick else 10)
     peak = max(peaks.values())
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
         f"# update throughput, {now}, torch {torch.__version__}, {platform.processor() or 'cpu'},"
         f" {args.threads} threads, batch {args.batch}, frame_stack {args.frame_stack},"
