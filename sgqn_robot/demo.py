@@ -19,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 
 MODELS = Path(str(files("sgqn_robot.export"))) / "models"  # pretrained policies shipped
+MARKER = ".sgqn_demo"  # marks a folder the demo made, so a rerun may delete it
 SUMMARY = re.compile(r"^(\S+)/(\S+): mean return (-?[\d.]+), success (\d+)/(\d+)", re.M)
 
 
@@ -60,8 +61,12 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=5, help="evaluation episodes per split")
     args = p.parse_args()
     t0 = time.monotonic()
-    if args.out.exists():
-        shutil.rmtree(args.out)  # the demo's own folder: a fresh run every time
+    if args.out.exists():  # a fresh run every time, but only ever delete the demo's own folder
+        if not (args.out / MARKER).is_file():
+            sys.exit(f"demo: {args.out} exists and is not a demo folder; pass another --out")
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    (args.out / MARKER).touch()
     run = args.out / "train"
     rows: list[tuple[str, str, float, float]] = []
 
