@@ -28,7 +28,7 @@ from sgqn_robot.agents import AGENTS, PRESETS, make_agent
 from sgqn_robot.agents.networks import EncoderPreset
 from sgqn_robot.replay import Batch
 
-# The goal from the reference implementation's measured costs (shared/MEASURED.md).
+# The goal from the reference implementation's cost on this machine type (6.45-6.82 s/update).
 PAPER_SGQN_GOAL_S = 3.3
 
 # Trunks considered for the `fast` preset (64 px, 32 filters); `--fast-candidates` times them.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# Headless software rendering is this project's default (CONVENTIONS.md); an explicit
+# Headless software rendering (EGL through Mesa) is this project's default; an explicit
 # MUJOCO_GL (e.g. glfw on a desktop) wins. Must be set before mujoco is first imported.
 os.environ.setdefault("MUJOCO_GL", "egl")
 

@@ -15,7 +15,7 @@ import numpy as np
 from . import scene, textures
 
 FIXED_TEST_SCENES: dict[str, tuple[tuple[float, float, float], str]] = {
-    # split: (colour of sky/wall, floor, pedestal and robot; table texture) - SGQN.md section 4
+    # split: (colour of sky/wall, floor, pedestal and robot; table texture) - docs/ALGORITHM.md §4
     "test1": ((1.0, 0.5, 1.0), "wood-tiles.png"),  # pink, patterned table top
     "test2": ((0.5, 0.9, 0.8), "carpet:dark"),  # teal, black carpet
     "test3": ((0.5, 0.1, 0.1), "concrete"),  # dark red, concrete
