@@ -75,7 +75,11 @@ def inference(run_dir: Path, model: Path, threads: int, rounds: int, per_round: 
     actor = load_policy(run_dir).actor
     policy = OnnxPolicy(model, threads=threads)
     policy.warmup(20)
-    obs = make_env("reach", image_size=policy.meta.image_size, seed=1).reset(seed=1)[0]
+    env = make_env("reach", image_size=policy.meta.image_size, seed=1)
+    try:
+        obs = env.reset(seed=1)[0]
+    finally:
+        env.close()
     x = torch.from_numpy(obs[None])
     times: dict[str, list[float]] = {"torch": [], "ort": []}
     with torch.inference_mode():
@@ -99,9 +103,9 @@ def ticks(model: Path, frames: list[np.ndarray], n: int, spin_s: float, threads:
         policy.meta, max_consecutive_overruns=n + 1, max_frame_age_s=float("inf")
     )
     camera = ReplayCamera(frames, clock, color_order="BGR", loop=True)
-    shape = (3, policy.meta.image_size, policy.meta.image_size)
-    with TickLogger(log, frame_shape=shape, action_dim=policy.meta.action_dim) as logger:
-        loop = ControlLoop(policy, camera, RecordingRobot(), clock, limits=limits, logger=logger)
+    robot = RecordingRobot.for_limits(limits)
+    with TickLogger.for_model(log, policy.meta) as logger:
+        loop = ControlLoop(policy, camera, robot, clock, limits=limits, logger=logger)
         res = loop.run(max_ticks=n)
     return res, loop.period
 

@@ -9,13 +9,22 @@ frames, overruns, Ctrl-C) and logs each tick. Checklist before the first run:
   centre-crops to a square and area-resizes to ``meta.image_size``. Set ``color_order`` to what
   your driver returns (OpenCV gives "BGR").
 * Timestamps must be on the loop's clock (``time.monotonic``) so the watchdog can judge age.
+* FRAMES: ``state().eef_pos`` MUST be the end-effector position in the ROBOT BASE frame (metres,
+  origin at the arm's base, x forward, y left, z up), because the workspace box in the metadata
+  (``meta.workspace``, ``"frame": "robot_base"``) and any ``--workspace`` override are in that
+  frame. A pose in another frame makes the box clip the wrong motions. The exported box assumes
+  the simulator's mounting (base on the table-top plane, 0.5 m behind the table centre); measure
+  a ``--workspace`` on your own setup if it differs.
 * One action unit is ``meta.action_scale_m`` metres of end-effector motion per tick along the
   first ``meta.action_dim`` base-frame axes (x, y[, z]); map it into your robot's base frame.
 * Start with ``--max-step`` well below ``action_scale_m`` and a tight ``--workspace`` box.
+* Every run writes a new tick log (``robot_log-<date>-<time>.zarr`` by default); an existing
+  path is refused, never overwritten.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +44,7 @@ class CartesianArm:
         self.sdk = None  # TODO: self.sdk = VendorSDK.connect(host); enable servo/streaming mode
 
     def state(self) -> RobotState:
-        """TODO: return the measured end-effector position in metres (base frame)."""
+        """TODO: return the measured end-effector position in metres, ROBOT BASE frame."""
         raise NotImplementedError("read the end-effector pose from your SDK here")
 
     def command(self, action: np.ndarray) -> None:
@@ -65,19 +74,20 @@ class UsbCamera:
         raise NotImplementedError("return Frame(image, capture_time, index) from your driver")
 
 
-def run_real(model: str | Path, host: str = "192.168.1.10", log: str = "robot_log.zarr",
+def run_real(model: str | Path, host: str = "192.168.1.10", log: str | Path | None = None,
              max_step_m: float = 0.01, max_ticks: int = 500) -> LoopResult:  # fmt: skip
     """Wire the adapters into the loop, with a tighter per-tick step than in simulation.
 
-    SCHED_FIFO (if the OS grants it) keeps tick lateness in the tens of microseconds on a busy
-    PC (see docs/RESULTS.md, "Runner latency").
+    ``log`` defaults to a new timestamped directory, so runs never collide. SCHED_FIFO (if the OS
+    grants it) keeps tick lateness in the tens of microseconds on a busy PC (see
+    docs/RESULTS.md, "Runner latency").
     """
+    log = log or time.strftime("robot_log-%Y%m%d-%H%M%S.zarr")
     clock = MonotonicClock.for_priority("fifo" if raise_priority("fifo") else "normal")
     policy = OnnxPolicy(model, threads=2)
     meta = policy.meta
     arm, camera = CartesianArm(host, meta.action_scale_m), UsbCamera()
     limits = SafetyLimits.from_metadata(meta, max_step_m=max_step_m)
-    frame_shape = (meta.channels_per_frame, meta.image_size, meta.image_size)
-    with TickLogger(log, frame_shape=frame_shape, action_dim=meta.action_dim) as logger:
+    with TickLogger.for_model(log, meta) as logger:
         loop = ControlLoop(policy, camera, arm, clock, limits=limits, logger=logger)
         return loop.run(max_ticks=max_ticks)

@@ -65,11 +65,14 @@ class ControlLoop:
         warmup: int = 5,
     ) -> None:
         meta = policy.meta
+        if rate_hz is not None and not (rate_hz > 0 and math.isfinite(rate_hz)):
+            raise ValueError(f"--rate {rate_hz}: the control rate must be a positive number of Hz")
         self.policy, self.camera, self.robot = policy, camera, robot
-        self.clock = clock if clock is not None else MonotonicClock()
+        # plain sleep: spinning only pays off under SCHED_FIFO (see MonotonicClock)
+        self.clock = clock if clock is not None else MonotonicClock.for_priority("normal")
         self.limits = limits if limits is not None else SafetyLimits.from_metadata(meta)
         self.chain: SafetyChain = self.limits.chain()
-        self.period = 1.0 / rate_hz if rate_hz else meta.control_period
+        self.period = 1.0 / rate_hz if rate_hz is not None else meta.control_period
         self.logger, self.saliency = logger, saliency
         self.preprocess = Preprocessor(meta.preprocessing, meta.image_size, meta.channels_per_frame)
         self.stack = FrameStack(meta.frame_stack)

@@ -4,6 +4,9 @@ The robot PC has no training code, so everything the control loop needs to feed 
 bound its actions (frame size, colour order, frame stack, action bounds, control period, safety
 limits) travels inside the ONNX file as ``metadata_props``. Keys are unique, values are strings,
 structured values are JSON.
+
+The workspace box is in the ROBOT BASE frame (``{"frame": "robot_base", "low": [x, y, z],
+"high": [x, y, z]}``, metres), the frame a real arm reports its end-effector pose in.
 """
 
 from __future__ import annotations
@@ -67,6 +70,28 @@ DEFAULT_PREPROCESSING: dict[str, Any] = {
 }
 
 
+WORKSPACE_FRAME = "robot_base"
+# Exports made before the box carried a frame stored it in the simulator's world frame (origin
+# at the table centre), where the robot base stood at this point (envs/scene.py ``ROBOT_BASE``).
+_LEGACY_ROBOT_BASE_IN_WORLD = (-0.5, 0.0, 0.0)
+
+
+def _workspace_in_base_frame(ws: Any) -> dict[str, Any] | None:
+    """The stored box, moved into the robot base frame if it predates the ``frame`` key."""
+    if ws is None:
+        return None
+    if not isinstance(ws, dict):
+        raise TypeError(f"workspace {ws!r} is not a JSON object")
+    if "frame" in ws:
+        return ws
+    base = _LEGACY_ROBOT_BASE_IN_WORLD
+    return {
+        "frame": WORKSPACE_FRAME,
+        "low": [round(v - b, 9) for v, b in zip(ws["low"], base, strict=True)],
+        "high": [round(v - b, 9) for v, b in zip(ws["high"], base, strict=True)],
+    }
+
+
 class ModelError(Exception):
     """A model file the runner must refuse before the robot moves (message says how to fix it)."""
 
@@ -88,7 +113,7 @@ class ModelMetadata:
     camera: str = "unknown"
     action_space: str = "unknown"
     action_scale_m: float = 0.05
-    workspace: dict[str, list[float]] | None = None
+    workspace: dict[str, Any] | None = None  # {"frame": "robot_base", "low": .., "high": ..}
     training_config: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     package_version: str = "unknown"
@@ -159,7 +184,7 @@ class ModelMetadata:
                 camera=props.get(K_CAMERA, "unknown"),
                 action_space=props.get(K_ACTION_SPACE, "unknown"),
                 action_scale_m=float(props.get(K_ACTION_SCALE_M, "0.05")),
-                workspace=json.loads(props.get(K_WORKSPACE, "null")),
+                workspace=_workspace_in_base_frame(json.loads(props.get(K_WORKSPACE, "null"))),
                 training_config=json.loads(props.get(K_TRAINING_CONFIG, "{}")),
                 parity=json.loads(props.get(K_PARITY, "{}")),
                 package_version=props.get(K_VERSION, "unknown"),
@@ -168,7 +193,7 @@ class ModelMetadata:
                 obs_dtype=props[K_OBS_DTYPE],
                 obs_layout=props[K_OBS_LAYOUT],
             )
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, KeyError) as e:
             raise ModelError(f"{source}: malformed metadata ({e}); re-export the model.") from e
         meta.validate(source)
         return meta
@@ -190,5 +215,16 @@ class ModelMetadata:
             problems.append("action_low >= action_high")
         if not self.control_period > 0:
             problems.append(f"control period {self.control_period}")
+        if not self.action_scale_m > 0:
+            problems.append(f"action scale {self.action_scale_m} m")
+        ws = self.workspace
+        if ws is not None:
+            if ws.get("frame") != WORKSPACE_FRAME:
+                problems.append(f"workspace frame {ws.get('frame')!r}, runner needs 'robot_base'")
+            low, high = ws.get("low"), ws.get("high")
+            xyz = isinstance(low, list) and isinstance(high, list) and len(low) == len(high) == 3
+            if not (xyz and all(a < b for a, b in zip(low, high, strict=True))):
+                problems.append(f"workspace low {low} not below high {high} on x, y, z")
         if problems:
-            raise ModelError(f"{source}: inconsistent metadata: {'; '.join(problems)}.")
+            problems_text = "; ".join(problems)
+            raise ModelError(f"{source}: inconsistent metadata: {problems_text}; re-export it.")

@@ -30,7 +30,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from .metadata import DEFAULT_PREPROCESSING, ModelError, ModelMetadata
+from .metadata import DEFAULT_PREPROCESSING, WORKSPACE_FRAME, ModelError, ModelMetadata
 from .policy import INPUT, OUTPUT
 
 RTOL, ATOL = 1e-3, 1e-5
@@ -107,8 +107,8 @@ def _torch_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
         )
 
 
-def _finish(tmp: Path, out: Path, props: Mapping[str, str]) -> None:
-    """Attach metadata, run the checker, and move the file into place atomically."""
+def _seal(tmp: Path, props: Mapping[str, str]) -> None:
+    """Attach metadata to the temp file and run the checker; the file stays a temp file."""
     model = onnx.load(str(tmp))
     del model.metadata_props[:]
     for key, value in props.items():
@@ -118,7 +118,21 @@ def _finish(tmp: Path, out: Path, props: Mapping[str, str]) -> None:
     except onnx.checker.ValidationError as e:
         raise ExportError(f"onnx.checker rejected the graph: {e}") from e
     onnx.save(model, str(tmp))
-    os.replace(tmp, out)
+
+
+def _temp(out: Path) -> Path:
+    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
+
+
+def output_path(out: str | Path) -> Path:
+    """``out`` as the path of a file to write; a directory (or a path ending in "/") is refused
+    before any work, since the export would otherwise fail only at the very end."""
+    if str(out).endswith(("/", os.sep)) or Path(out).is_dir():
+        raise ExportError(
+            f"-o {out} is a directory; give the path of the file to write, e.g. "
+            f"{Path(out) / 'model.onnx'}"
+        )
+    return Path(out)
 
 
 def _parity(
@@ -163,17 +177,18 @@ def export_module(
     With ``predictor`` a second graph ``<out stem>.saliency.onnx`` is written beside it.
     Returns the metadata as written (with the parity result).
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_path(out)
     for split, obs in observations.items():
         if obs.dtype != np.uint8 or obs.shape[1:] != meta.obs_shape:
             raise ExportError(
                 f"split {split!r}: obs {obs.shape} {obs.dtype}, need {meta.obs_shape}"
             )
+    out.parent.mkdir(parents=True, exist_ok=True)
     graph = ActorGraph(actor, np.array(meta.action_low), np.array(meta.action_high)).eval()
     example = torch.from_numpy(next(iter(observations.values()))[:1])
     saliency_path = out.with_name(out.stem + ".saliency.onnx") if predictor is not None else None
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp = _temp(out)
+    tmp_saliency = _temp(saliency_path) if saliency_path else None
     try:
         _torch_export(graph, (example,), tmp, [INPUT], OUTPUT)
         feeds = {s: {INPUT: o} for s, o in observations.items()}
@@ -182,11 +197,15 @@ def export_module(
             meta, parity=parity, saliency_graph=saliency_path.name if saliency_path else ""
         )
         meta.validate(str(out))
+        _seal(tmp, meta.to_props())
         if predictor is not None:
-            _export_saliency(graph, predictor, feeds, saliency_path, meta)
-        _finish(tmp, out, meta.to_props())
+            _export_saliency(graph, predictor, feeds, tmp_saliency, meta)
+            os.replace(tmp_saliency, saliency_path)
+        os.replace(tmp, out)  # both files are checked before either appears
     finally:
-        tmp.unlink(missing_ok=True)
+        for t in (tmp, tmp_saliency):
+            if t is not None:
+                t.unlink(missing_ok=True)
     return meta
 
 
@@ -194,10 +213,10 @@ def _export_saliency(
     actor: nn.Module,
     predictor: nn.Module,
     feeds: Mapping[str, Mapping[str, np.ndarray]],
-    out: Path,
+    tmp: Path,
     meta: ModelMetadata,
 ) -> None:
-    """The attribution predictor as its own graph, checked on the actor's own actions."""
+    """The attribution predictor as its own graph in ``tmp``, checked on the actor's actions."""
     graph = SaliencyGraph(predictor).eval()
     with torch.no_grad():
         pairs = {
@@ -206,18 +225,14 @@ def _export_saliency(
         }
     first = next(iter(pairs.values()))
     example = (torch.from_numpy(first[INPUT][:1]), torch.from_numpy(first["action"][:1]))
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        _torch_export(graph, example, tmp, [INPUT, "action"], "mask")
-        parity = _parity(_session(tmp), graph, pairs)
-        props = {
-            "sgqn.format": SALIENCY_FORMAT,
-            "sgqn.actor_git_sha": meta.git_sha,
-            "sgqn.parity": str(parity["max_abs_err"]),
-        }
-        _finish(tmp, out, props)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _torch_export(graph, example, tmp, [INPUT, "action"], "mask")
+    parity = _parity(_session(tmp), graph, pairs)
+    props = {
+        "sgqn.format": SALIENCY_FORMAT,
+        "sgqn.actor_git_sha": meta.git_sha,
+        "sgqn.parity": str(parity["max_abs_err"]),
+    }
+    _seal(tmp, props)
 
 
 def _cfg(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
@@ -232,18 +247,6 @@ def _cfg(config: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
 def _task(config: Mapping[str, Any]) -> str:
     task = _cfg(config, "task")
     return str(_cfg(task, "name") if isinstance(task, Mapping) else task)
-
-
-def training_env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``make_env`` keywords that reproduce the training observations."""
-    kwargs = {
-        "image_size": int(_cfg(config, "env.image_size")),
-        "frame_stack": int(_cfg(config, "env.frame_stack", 1)),
-    }
-    for key in ("action_space", "camera"):
-        if _cfg(config, f"env.{key}") is not None:
-            kwargs[key] = _cfg(config, f"env.{key}")
-    return kwargs
 
 
 def rendered_observations(
@@ -275,14 +278,18 @@ def rendered_observations(
 def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
     """Everything the runner needs, from the checkpoint's config and the env it trained in."""
     from sgqn_robot.envs.base_env import ACTION_SCALE
+    from sgqn_robot.envs.scene import ROBOT_BASE
 
     cfg = policy.config
     frame_stack = int(_cfg(cfg, "env.frame_stack", 1))
     size = int(_cfg(cfg, "env.image_size"))
     space = env.action_space
     unwrapped = env.unwrapped
-    low, high = unwrapped.WORKSPACE  # box of the end-effector point the env itself enforces
-    workspace = {"low": [float(v) for v in low], "high": [float(v) for v in high]}
+    # the box the env enforces on the end-effector point is in its world frame (origin at the
+    # table centre); a real arm reports its pose relative to its base, so store it in that frame
+    low, high = ([round(float(v - b), 9) for v, b in zip(corner, ROBOT_BASE, strict=True)]
+                 for corner in unwrapped.WORKSPACE)  # fmt: skip
+    workspace = {"frame": WORKSPACE_FRAME, "low": low, "high": high}
     return ModelMetadata(
         obs_shape=(3 * frame_stack, size, size),
         frame_stack=frame_stack,
@@ -315,9 +322,18 @@ def export_checkpoint(
     from sgqn_robot.envs import SPLITS, make_env
 
     from sgqn_robot.checkpoint import load_policy
+    from sgqn_robot.evaluate import env_kwargs
 
+    out = output_path(out)
     policy = load_policy(source)
-    kwargs = training_env_kwargs(policy.config)
+    if with_saliency and policy.predictor is None:
+        raise ExportError(f"{source}: --with-saliency needs an sgqn checkpoint (no predictor)")
+    try:
+        kwargs = env_kwargs(policy.config)  # the env training and evaluation built
+    except KeyError as e:
+        raise ExportError(
+            f"{source}: checkpoint config lacks {e}; not written by sgqn-train"
+        ) from e
     task = _task(policy.config)
     env = make_env(task, split="train", **kwargs)
     try:
@@ -325,8 +341,6 @@ def export_checkpoint(
     finally:
         env.close()
     obs = rendered_observations(task, kwargs, list(SPLITS), per_split, seed)
-    if with_saliency and policy.predictor is None:
-        raise ExportError(f"{source}: --with-saliency needs an sgqn checkpoint (no predictor)")
     predictor = policy.predictor if with_saliency else None
     return export_module(policy.actor, meta, obs, out, predictor)
 

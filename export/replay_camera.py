@@ -21,9 +21,11 @@ IMAGE_SUFFIXES = (".png", ".npy", ".jpg", ".jpeg", ".bmp")
 
 
 def _read_image(path: Path) -> np.ndarray:
-    if path.suffix == ".npy":
+    """Any stored image as HxWx3: grey is repeated, alpha dropped."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
         img = np.load(path)
-    elif path.suffix == ".png":
+    elif suffix == ".png":
         img = read_png(path)
     else:
         try:
@@ -31,7 +33,13 @@ def _read_image(path: Path) -> np.ndarray:
         except ImportError as e:
             raise ImportError(f"{path}: reading {path.suffix} needs Pillow; use PNG/NPY") from e
         img = np.asarray(Image.open(path).convert("RGB"))
-    return img[:, :, :3] if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"{path}: image of shape {img.shape}; need HxW, HxWx1..4")
+    if img.shape[2] <= 2:  # grey or grey + alpha
+        return np.repeat(img[:, :, :1], 3, axis=2)
+    return img[:, :, :3]
 
 
 class ReplayCamera:

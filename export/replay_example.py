@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from .metadata import ModelError
 from .policy import OnnxPolicy
 from .replay_camera import ReplayCamera
 from .run import add_safety_args, apply_priority, limits_from_args
+from .safety import SafetyLimits
 from .tick_log import TickLogger
 
 
@@ -33,6 +35,14 @@ class RecordingRobot:
         self.scale = scale_m
         self.actions: list[np.ndarray] = []
         self.stops = 0
+
+    @classmethod
+    def for_limits(cls, limits: SafetyLimits) -> RecordingRobot:
+        """Start at the workspace centre (base frame), where the safety chain leaves actions be."""
+        start = (0.0, 0.0, 0.0)
+        if limits.workspace_low is not None and limits.workspace_high is not None:
+            start = (np.add(limits.workspace_low, limits.workspace_high) / 2).tolist()
+        return cls(start, limits.action_scale_m)
 
     def state(self) -> RobotState:
         return RobotState(self.pos.copy())
@@ -60,19 +70,13 @@ def replay(model: str | Path, stream: str | Path, clock: Clock, *, color_order: 
         if is_log
         else ReplayCamera.from_folder(stream, clock, color_order)
     )
-    robot = RecordingRobot(scale_m=meta.action_scale_m)
-    limits = limits_from_args(meta, args) if args else None
-    logger = None
-    if log:
-        shape = (meta.channels_per_frame, meta.image_size, meta.image_size)
-        logger = TickLogger(log, frame_shape=shape, action_dim=meta.action_dim)
-    try:
+    limits = limits_from_args(meta, args) if args else SafetyLimits.from_metadata(meta)
+    robot = RecordingRobot.for_limits(limits)
+    log_or_none = TickLogger.for_model(log, meta) if log else nullcontext()
+    with log_or_none as logger:
         loop = ControlLoop(policy, camera, robot, clock, limits=limits,
                            rate_hz=args.rate if args else None, logger=logger)  # fmt: skip
         return loop.run(max_ticks=max_ticks), robot
-    finally:
-        if logger is not None:
-            logger.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         res, robot = replay(args.model, args.stream, clock, color_order="BGR" if args.bgr else "RGB",
                             log=args.log, args=args)  # fmt: skip
-    except (ModelError, FileNotFoundError, ValueError) as e:
+    except (ModelError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"replay_example: error: {e}", file=sys.stderr)
         return 2
     print(f"{res.ticks} ticks, stop: {res.stop_reason}, events {dict(res.events)}")

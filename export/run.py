@@ -13,6 +13,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from .interfaces import PRIORITIES, Clock, MonotonicClock, SimulatedClock, raise
 from .metadata import ModelError, ModelMetadata
 from .policy import OnnxPolicy, SaliencyModel
 from .safety import SafetyLimits
-from .tick_log import TickLogger
+from .tick_log import TickLogger, refuse_existing
 from .viewer import log_frames, log_strip
 
 SIM_TASKS = ("reach", "peg_in_box")
@@ -78,38 +79,46 @@ def run_sim(args: argparse.Namespace) -> int:
     meta = policy.meta
     if meta.task not in ("unknown", args.sim):
         raise ModelError(f"{args.model}: trained on {meta.task!r}, not --sim {args.sim!r}")
+    # every check that needs no simulator comes before building one
+    saliency = load_saliency(policy, args.threads) if args.saliency else None
+    limits = limits_from_args(meta, args)
+    if args.log:
+        refuse_existing(args.log)
     clock: Clock = (
         SimulatedClock() if args.clock == "sim" else MonotonicClock.for_priority(args.priority)
     )
-    session = SimSession(args.sim, args.split, clock, **env_kwargs(meta))
-    session.reset(args.seed)
-    frame_shape = session.obs.shape
-    if frame_shape != (meta.channels_per_frame, meta.image_size, meta.image_size):
-        raise ModelError(f"{args.model}: model expects {meta.obs_shape}, sim renders {frame_shape}")
-    saliency = load_saliency(policy, args.threads) if args.saliency else None
-    logger = None
-    if args.log:
-        logger = TickLogger(
-            args.log,
-            frame_shape=frame_shape,
-            action_dim=meta.action_dim,
-            attrs={"model": meta.to_props(), "sim": {"task": args.sim, "split": args.split}},
-            saliency_shape=(meta.image_size, meta.image_size) if saliency else None,
+    with ExitStack() as resources:  # closes the simulator and the log on every path
+        session = resources.enter_context(
+            closing(SimSession(args.sim, args.split, clock, **env_kwargs(meta)))
         )
-    loop = ControlLoop(
-        policy,
-        session.camera,
-        session.robot,
-        clock,
-        limits=limits_from_args(meta, args),
-        rate_hz=args.rate,
-        logger=logger,
-        saliency=saliency,
-    )
-    total = LoopResult()
-    successes, returns = 0, []
-    started = time.perf_counter()
-    try:
+        session.reset(args.seed)
+        frame_shape = session.obs.shape
+        if frame_shape != (meta.channels_per_frame, meta.image_size, meta.image_size):
+            raise ModelError(
+                f"{args.model}: model expects {meta.obs_shape}, sim renders {frame_shape}"
+            )
+        logger = None
+        if args.log:
+            logger = resources.enter_context(
+                TickLogger.for_model(
+                    args.log,
+                    meta,
+                    attrs={"sim": {"task": args.sim, "split": args.split}},
+                    saliency=saliency is not None,
+                )
+            )
+        loop = ControlLoop(
+            policy,
+            session.camera,
+            session.robot,
+            clock,
+            limits=limits,
+            rate_hz=args.rate,
+            logger=logger,
+            saliency=saliency,
+        )
+        total, successes, returns = LoopResult(), 0, []
+        started = time.perf_counter()
         for ep in range(args.episodes):
             if ep:
                 session.reset(args.seed + ep)
@@ -127,10 +136,6 @@ def run_sim(args: argparse.Namespace) -> int:
             total.latency += res.latency
             if res.stop_reason not in ("done", "max_ticks"):
                 break
-    finally:
-        if logger is not None:
-            logger.close()
-        session.close()
     print(
         f"{args.sim}/{args.split}: mean return {np.mean(returns):.3f}, success "
         f"{successes}/{len(returns)}, period {loop.period * 1e3:.1f} ms ({args.clock} clock)"
@@ -185,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return run_replay(args) if args.replay else run_sim(args)
-    except (ModelError, FileNotFoundError, ValueError) as e:
+    except (ModelError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"sgqn-run: error: {e}", file=sys.stderr)
         return 2
 

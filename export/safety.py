@@ -114,9 +114,13 @@ class DeltaClamp(Check):
 
 
 class WorkspaceBox(Check):
-    """Keep the commanded end-effector target (pose + action*scale) inside a box.
+    """Keep the commanded end-effector target (pose + action*scale) from leaving a box.
 
-    The first ``len(action)`` axes of the box are used (an "xy" policy moves x and y). Without a
+    Pose and box are in the robot base frame. Per axis only the outward part of a step is removed:
+    a step that would cross a face ends on it; from a pose already outside, motion further out is
+    cut while motion back in or along the face passes. The check never adds motion of its own, so
+    a pose in the wrong frame cannot make it drive the arm toward the box. The first
+    ``len(action)`` axes of the box are used (an "xy" policy moves x and y). Without a (finite)
     pose the target is unknown, so the chain stops rather than guess.
     """
 
@@ -126,15 +130,17 @@ class WorkspaceBox(Check):
         self.scale = scale_m
 
     def __call__(self, action, ctx):
-        if ctx.eef_pos is None:
-            return np.zeros_like(action), ["no_pose"]
         a = len(action)
+        if ctx.eef_pos is None or not np.all(np.isfinite(ctx.eef_pos[:a])):
+            return np.zeros_like(action), ["no_pose"]
         pos = np.asarray(ctx.eef_pos, np.float64)[:a]
         target = pos + action.astype(np.float64) * self.scale
-        inside = np.clip(target, self.low[:a], self.high[:a])
-        if np.array_equal(inside, target):
+        # a pose outside widens the box up to itself: staying put is always allowed
+        allowed = np.clip(target, np.minimum(self.low[:a], pos), np.maximum(self.high[:a], pos))
+        if np.array_equal(allowed, target):
             return action, []
-        return ((inside - pos) / self.scale).astype(action.dtype), ["workspace"]
+        out = np.where(allowed == target, action, (allowed - pos) / self.scale)
+        return out.astype(action.dtype), ["workspace"]
 
 
 @dataclass(frozen=True)
@@ -177,9 +183,35 @@ class SafetyLimits:
     max_frame_repeats: int
     max_consecutive_overruns: int
 
+    def __post_init__(self) -> None:
+        """Refuse limits that would disable a check or stop at once (each names its CLI flag)."""
+        if not self.max_step_m > 0:
+            raise ValueError(f"--max-step {self.max_step_m}: the per-tick step must be > 0 m")
+        if not self.max_frame_age_s > 0:
+            raise ValueError(f"--max-frame-age {self.max_frame_age_s}: must be > 0 s")
+        if self.max_consecutive_overruns < 1:
+            raise ValueError(f"--max-overruns {self.max_consecutive_overruns}: must be >= 1")
+        if self.max_frame_repeats < 1:
+            raise ValueError(f"max_frame_repeats {self.max_frame_repeats}: must be >= 1")
+        if not self.action_scale_m > 0:
+            raise ValueError(f"action_scale_m {self.action_scale_m}: must be > 0 m")
+        low, high = self.workspace_low, self.workspace_high
+        if (low is None) != (high is None):
+            raise ValueError("workspace: give both low and high corners, or neither")
+        if low is not None and high is not None:
+            if len(low) != len(high) or len(low) < len(self.action_low):
+                raise ValueError(
+                    f"--workspace {low} {high}: need low and high for x, y, z (6 numbers)"
+                )
+            if not all(lo < hi for lo, hi in zip(low, high, strict=True)):
+                raise ValueError(
+                    f"--workspace low {tuple(low)} must be below high {tuple(high)} on every "
+                    "axis (XL YL ZL XH YH ZH, metres, robot base frame)"
+                )
+
     @classmethod
     def from_metadata(cls, meta: ModelMetadata, **overrides: object) -> SafetyLimits:
-        ws = meta.workspace or {}
+        ws = meta.workspace or {}  # robot base frame (ModelMetadata checks it)
         limits = cls(
             action_low=meta.action_low,
             action_high=meta.action_high,

@@ -1,6 +1,9 @@
 """``Camera`` and ``Robot`` over our simulator, so ``sgqn-run --sim`` and the tests drive the
 exact loop the robot PC runs. ``sgqn_robot.envs`` (mujoco) is imported only inside ``SimSession``,
 keeping the runner importable on a machine without the simulator.
+
+Like a real arm, ``SimRobot`` reports the end effector in the robot base frame (the env's world
+position minus ``envs/scene.py``'s ``ROBOT_BASE``), the frame of the metadata's workspace box.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ class SimSession:
 
     def __init__(self, task: str, split: str, clock: Clock, **kwargs: Any) -> None:
         from sgqn_robot.envs import make_env
+        from sgqn_robot.envs.scene import ROBOT_BASE
 
         self.env = make_env(task, split=split, **kwargs)
+        self.robot_base = np.asarray(ROBOT_BASE, np.float32)  # in the env's world frame
         self.clock = clock
         self.camera = SimCamera(self)
         self.robot = SimRobot(self)
@@ -44,10 +49,6 @@ class SimSession:
     @property
     def success(self) -> bool:
         return bool(self.info.get("is_success", False))
-
-    @property
-    def control_period(self) -> float:
-        return float(self.env.unwrapped.control_period)
 
     def close(self) -> None:
         self.env.close()
@@ -74,8 +75,9 @@ class SimRobot:
 
     def state(self) -> RobotState:
         s = self.session
-        pos = s.info.get("eef_pos")
-        return RobotState(None if pos is None else np.asarray(pos, np.float32), s.done, s.info)
+        pos = s.info.get("eef_pos")  # world frame
+        base_pos = None if pos is None else np.asarray(pos, np.float32) - s.robot_base
+        return RobotState(base_pos, s.done, s.info)
 
     def command(self, action: np.ndarray) -> None:
         s = self.session

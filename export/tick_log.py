@@ -19,6 +19,7 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
+from .metadata import ModelMetadata
 from .safety import EVENTS
 
 
@@ -59,8 +60,20 @@ _SCALARS = {
 }
 
 
+def refuse_existing(path: str | Path) -> Path:
+    """``path`` as a ``Path`` if nothing is there yet: zarr's overwrite mode would delete a
+    directory (even ``.``), and a log must never cost the user a file."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(
+            f"{path} exists; choose a new --log path (tick logs are never overwritten)"
+        )
+    return path
+
+
 class TickLogger:
-    """Append-only tick log; ``close`` (or leaving the ``with`` block) flushes the last chunk."""
+    """Append-only tick log in a new directory; ``close`` (or leaving the ``with`` block) flushes
+    the last chunk."""
 
     def __init__(
         self,
@@ -72,9 +85,10 @@ class TickLogger:
         saliency_shape: tuple[int, ...] | None = None,
         chunk: int = 256,
     ) -> None:
-        self.path = Path(path)
+        self.path = refuse_existing(path)
+        self.path.mkdir(parents=True)  # raises if something appeared there meanwhile
         self.chunk = chunk
-        self.group = zarr.open_group(store=LocalStore(self.path), mode="w")
+        self.group = zarr.open_group(store=LocalStore(self.path), mode="w-")
         self.group.attrs.update({"events": list(EVENTS), **(attrs or {})})
         shapes: dict[str, tuple[tuple[int, ...], str]] = {k: ((), v) for k, v in _SCALARS.items()}
         shapes |= {
@@ -103,6 +117,27 @@ class TickLogger:
         self.queue: queue.Queue = queue.Queue()
         self.writer = threading.Thread(target=self._write, name="tick-log-writer", daemon=True)
         self.writer.start()
+
+    @classmethod
+    def for_model(
+        cls,
+        path: str | Path,
+        meta: ModelMetadata,
+        *,
+        attrs: dict[str, Any] | None = None,
+        saliency: bool = False,
+        chunk: int = 256,
+    ) -> TickLogger:
+        """A log shaped for ``meta``'s frames and actions, with the model metadata in ``attrs``."""
+        size = meta.image_size
+        return cls(
+            path,
+            frame_shape=(meta.channels_per_frame, size, size),
+            action_dim=meta.action_dim,
+            attrs={"model": meta.to_props(), **(attrs or {})},
+            saliency_shape=(size, size) if saliency else None,
+            chunk=chunk,
+        )
 
     def _new_buffers(self) -> dict[str, np.ndarray]:
         return {name: np.empty((self.chunk, *s), d) for name, (s, d) in self.shapes.items()}

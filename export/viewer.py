@@ -37,14 +37,15 @@ def log_strip(log: str | Path, out: str | Path, every: int = 5, max_tiles: int =
     if n == 0:
         raise ValueError(f"{log}: the log has no ticks")
     idx = np.arange(0, n, max(1, every))[:max_tiles]
-    frames, events = group["frame"][:][idx], group["events"][:][idx]
+    # oindex reads only the chunks holding the chosen ticks, not the whole log
+    frames, events = group["frame"].oindex[idx], group["events"].oindex[idx]
     rows = [
         np.concatenate(
             [_tile(f, scale, bool(e)) for f, e in zip(frames, events, strict=True)], axis=1
         )
     ]
     if "saliency" in group:
-        masks = group["saliency"][:][idx]
+        masks = group["saliency"].oindex[idx]
         overlays = [_overlay(f, m) for f, m in zip(frames, masks, strict=True)]
         rows.append(np.concatenate([_tile(o, scale, False) for o in overlays], axis=1))
     out = Path(out)
@@ -57,6 +58,8 @@ def log_frames(log: str | Path, folder: str | Path, scale: int = 4) -> int:
     frames = open_log(log)["frame"]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for i in range(frames.shape[0]):
-        write_png(folder / f"{i:06d}.png", _tile(frames[i], scale, False)[2:-2, 2:-2])
-    return frames.shape[0]
+    n, block = frames.shape[0], frames.chunks[0]
+    for start in range(0, n, block):  # one read (and decompression) per chunk, not per frame
+        for i, frame in enumerate(frames[start : start + block], start):
+            write_png(folder / f"{i:06d}.png", _tile(frame, scale, False)[2:-2, 2:-2])
+    return n

@@ -7,6 +7,7 @@ checkpoint on real rendered frames lives in ``test_export_e2e.py``.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -14,6 +15,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from sgqn_robot.export import metadata as md
+from sgqn_robot.export import onnx_export
 from sgqn_robot.export.onnx_export import ExportError, export_module
 from sgqn_robot.export.policy import OnnxPolicy
 from torch import nn
@@ -66,7 +68,7 @@ def stand_in_meta(action_dim: int = 3, low: float = -1.0, high: float = 1.0) -> 
         action_high=(high,) * action_dim,
         control_period=0.04,
         task="reach",
-        workspace={"low": [-0.3, -0.3, 0.0], "high": [0.3, 0.3, 0.4]},
+        workspace={"frame": "robot_base", "low": [-0.3, -0.3, 0.0], "high": [0.3, 0.3, 0.4]},
         training_config={"agent": {"name": "stand-in"}},
     )
 
@@ -148,3 +150,50 @@ def test_saliency_graph_is_a_second_file_with_sigmoid_inside(tmp_path: Path) -> 
     with torch.no_grad():
         ref = torch.sigmoid(predictor(torch.from_numpy(obs), torch.from_numpy(action))).numpy()
     np.testing.assert_allclose(mask, ref, rtol=1e-3, atol=1e-5)
+
+
+def test_failing_actor_leaves_no_saliency_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = onnx.checker.check_model
+
+    def reject_actor(model: onnx.ModelProto, **kw: object) -> None:
+        if any(p.key == md.K_FORMAT and p.value == md.FORMAT for p in model.metadata_props):
+            raise onnx.checker.ValidationError("stand-in rejection")
+        check(model, **kw)
+
+    monkeypatch.setattr(onnx.checker, "check_model", reject_actor)
+    with pytest.raises(ExportError, match="stand-in rejection"):
+        export_module(TinyActor(), stand_in_meta(), stand_in_obs(), tmp_path / "m.onnx",
+                      TinyPredictor())  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_directory_as_output_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ExportError, match="is a directory; give the path of the file"):
+        export_module(TinyActor(), stand_in_meta(), stand_in_obs(), tmp_path)
+    # refused before the (missing) checkpoint is even looked at
+    assert onnx_export.main([str(tmp_path / "no-run"), "-o", f"{tmp_path / 'new'}/"]) == 2
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_with_saliency_on_a_non_sgqn_run_fails_before_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sgqn_robot.checkpoint
+
+    env = {"image_size": 16, "frame_stack": 2, "action_space": "xyz", "camera": "third_person"}
+    config = {"task": "reach", "agent": {"name": "sac"}, "env": env}
+    sac = SimpleNamespace(predictor=None, actor=TinyActor(), step=0, config=config)
+    monkeypatch.setattr(sgqn_robot.checkpoint, "load_policy", lambda source: sac)
+
+    def no_rendering(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rendered every split before checking --with-saliency")
+
+    monkeypatch.setattr(onnx_export, "rendered_observations", no_rendering)
+    with pytest.raises(ExportError, match="--with-saliency needs an sgqn checkpoint"):
+        onnx_export.export_checkpoint("run", tmp_path / "m.onnx", with_saliency=True)

@@ -82,6 +82,28 @@ def test_export_records_metadata_and_parity_on_every_split(fast: tuple[Path, Pat
     assert (fast[1].parent / meta.saliency_graph).is_file()
 
 
+def test_workspace_box_and_sim_pose_share_the_robot_base_frame(fast: tuple[Path, Path]) -> None:
+    """The box a real arm's base-frame pose is checked against, and the pose the sim reports."""
+    from sgqn_robot.envs.scene import ROBOT_BASE
+
+    meta = OnnxPolicy(fast[1]).meta
+    session = SimSession("reach", "train", SimulatedClock(), **env_kwargs(meta))
+    try:
+        session.reset(seed=0)
+        low, high = np.subtract(session.env.unwrapped.WORKSPACE, ROBOT_BASE)
+        pos = session.robot.state().eef_pos
+        world = np.asarray(session.info["eef_pos"])
+    finally:
+        session.close()
+    assert meta.workspace["frame"] == "robot_base"
+    np.testing.assert_allclose([meta.workspace["low"], meta.workspace["high"]], [low, high])
+    np.testing.assert_allclose(pos, world - ROBOT_BASE, atol=1e-6)
+    assert np.all(pos >= low) and np.all(pos <= high)
+    # the shipped (older, world-frame) reach model reads back as the same base-frame box
+    shipped = Path(md.__file__).parent / "models" / "reach_sgqn_fast.onnx"
+    assert OnnxPolicy(shipped).meta.workspace == meta.workspace
+
+
 def test_paper_preset_exports_with_parity(tmp_path: Path) -> None:
     run_dir = real_run_dir(tmp_path, "paper", task="peg_in_box")
     meta = onnx_export.export_checkpoint(run_dir, tmp_path / "paper.onnx", per_split=1)

@@ -3,6 +3,7 @@ tick log + viewer, and the import rule (no torch/mujoco/robosuite) in a fresh in
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from sgqn_robot.export import metadata as md
-from sgqn_robot.export import run
+from sgqn_robot.export import replay_example, run, sim_adapters, viewer
 from sgqn_robot.export.control_loop import ControlLoop
 from sgqn_robot.export.interfaces import Frame, SimulatedClock
 from sgqn_robot.export.png import read_png, write_png
@@ -22,7 +23,7 @@ from sgqn_robot.export.replay_camera import ReplayCamera
 from sgqn_robot.export.replay_example import RecordingRobot, replay
 from sgqn_robot.export.safety import SafetyLimits, TickContext, event_names
 from sgqn_robot.export.tick_log import TickLogger, open_log
-from sgqn_robot.export.viewer import log_strip
+from sgqn_robot.export.viewer import log_frames, log_strip
 from test_export import export_stand_in
 
 PERIOD = 0.04
@@ -107,6 +108,20 @@ def test_shipped_pretrained_models_pass_the_runner_checks(path: Path) -> None:
     policy.warmup(1)
     assert policy.meta.task in ("reach", "peg_in_box")
     assert policy.meta.parity["max_abs_err"] <= 1e-5
+    ws = policy.meta.workspace  # exported in the world frame, read in the robot base frame
+    assert ws["frame"] == "robot_base" and ws["low"][0] == pytest.approx(0.15)
+
+
+def test_legacy_world_frame_workspace_is_read_in_the_robot_base_frame(
+    model: Path, tmp_path: Path
+) -> None:
+    world = {"low": [-0.35, -0.28, 0.03], "high": [0.05, 0.28, 0.3]}
+    legacy = _rewrite(model, tmp_path / "legacy.onnx", **{md.K_WORKSPACE: json.dumps(world)})
+    ws = OnnxPolicy(legacy).meta.workspace
+    assert ws == {"frame": "robot_base", "low": [0.15, -0.28, 0.03], "high": [0.55, 0.28, 0.3]}
+    unknown = json.dumps({**world, "frame": "camera"})
+    with pytest.raises(md.ModelError, match="workspace frame 'camera'"):
+        OnnxPolicy(_rewrite(model, tmp_path / "camera.onnx", **{md.K_WORKSPACE: unknown}))
 
 
 # ---- preprocessing -----------------------------------------------------------------------------
@@ -162,6 +177,11 @@ def _limits(**kw: object) -> SafetyLimits:
 
 
 CTX = TickContext(np.zeros(3), frame_age=0.0, frame_repeats=0, consecutive_overruns=0)
+REACH_BOX = {"workspace_low": (0.15, -0.28, 0.03), "workspace_high": (0.55, 0.28, 0.3)}
+
+
+def _at(*eef_pos: float) -> TickContext:
+    return TickContext(np.array(eef_pos), frame_age=0.0, frame_repeats=0, consecutive_overruns=0)
 
 
 @pytest.mark.parametrize(
@@ -186,6 +206,17 @@ CTX = TickContext(np.zeros(3), frame_age=0.0, frame_repeats=0, consecutive_overr
             [0, 0, 0],
             ("no_pose",),
         ),
+        # the reach box in the robot base frame, pose inside it: the policy's action passes
+        (_limits(**REACH_BOX), [0.5, -0.5, 0.1], _at(0.35, 0, 0.15), [0.5, -0.5, 0.1], ()),
+        # at the +x face: the outward part is cut so the step ends on the face
+        (_limits(**REACH_BOX), [1, 0.3, 0], _at(0.53, 0, 0.15), [0.4, 0.3, 0], ("workspace",)),
+        (_limits(**REACH_BOX), [1, 0.3, 0], _at(0.55, 0, 0.15), [0, 0.3, 0], ("workspace",)),
+        # outside (e.g. a pose in the wrong frame): no motion is invented toward the box ...
+        (_limits(**REACH_BOX), [0, 0, 0], _at(0, 0, 0), [0, 0, 0], ()),
+        # ... outward motion is cut, inward and tangential motion pass
+        (_limits(**REACH_BOX), [-0.5, 0.2, 0], _at(0, 0, 0.15), [0, 0.2, 0], ("workspace",)),
+        (_limits(**REACH_BOX), [0.5, 0.2, 0], _at(0, 0, 0.15), [0.5, 0.2, 0], ()),
+        (_limits(**REACH_BOX), [0.5, 0, 0], _at(np.nan, 0, 0), [0, 0, 0], ("no_pose",)),
         (_limits(), [0.5, 0, 0], TickContext(np.zeros(3), 0.2, 0, 0), [0, 0, 0], ("stale_frame",)),
         (_limits(), [0.5, 0, 0], TickContext(np.zeros(3), 0.0, 3, 0), [0, 0, 0], ("stale_frame",)),
         (_limits(), [0.5, 0, 0], TickContext(np.zeros(3), 0.0, 0, 5), [0, 0, 0], ("overruns",)),
@@ -304,6 +335,212 @@ def test_workspace_box_keeps_the_virtual_arm_inside(model: Path) -> None:
     assert np.all(np.abs(robot.pos) <= 0.01 + 1e-6)
     assert res.events["workspace"] > 0
     assert event_names(5) == ["nonfinite", "delta_clamp"]
+
+
+def test_default_clock_sleeps_without_spinning(model: Path) -> None:
+    loop = ControlLoop(OnnxPolicy(model), ReplayCamera(_frames(), SimulatedClock()),
+                       RecordingRobot())  # fmt: skip
+    assert loop.clock.spin_s == 0.0  # spinning only pays off under SCHED_FIFO
+
+
+def test_replay_robot_starts_at_the_workspace_centre(model: Path, stream: Path) -> None:
+    res, robot = replay(model, stream, SimulatedClock(), color_order="BGR", max_ticks=3)
+    start = robot.pos - np.sum(robot.actions, axis=0) * robot.scale
+    np.testing.assert_allclose(start, [0.0, 0.0, 0.2], atol=1e-6)  # stand-in box centre
+    assert res.events["workspace"] == 0
+
+
+def test_grey_grey_alpha_and_upper_case_images_replay_as_rgb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    pil = pytest.importorskip("PIL.Image")
+    pil.fromarray(np.stack([grey, np.full_like(grey, 255)], axis=2)).save(tmp_path / "0.png")
+    write_png(tmp_path / "1.png", grey)  # read back as HxWx1
+    write_png(tmp_path / "2.PNG", grey)
+    np.save(tmp_path / "3.npy", grey)
+    monkeypatch.setitem(sys.modules, "PIL", None)  # PNG/NPY need no Pillow, whatever the case
+    camera = ReplayCamera.from_folder(tmp_path, SimulatedClock())
+    for _ in range(4):
+        np.testing.assert_array_equal(camera.read().image, np.repeat(grey[:, :, None], 3, axis=2))
+
+
+# ---- tick logs and the CLI: nothing overwritten, nothing leaked, bad limits refused -----------
+
+
+class StubSim:
+    """Stands in for ``SimSession`` (no simulator): records whether it was built and closed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...] = (3, 16, 16)):
+        self.obs = np.zeros(shape, np.uint8)
+        self.camera = self.robot = None
+        self.built = self.closed = False
+        monkeypatch.setattr(sim_adapters, "SimSession", self)
+
+    def __call__(self, *args: object, **kwargs: object) -> StubSim:
+        self.built = True
+        return self
+
+    def reset(self, seed: int | None = None) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_tick_log_never_overwrites_an_existing_path(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="exists; choose a new --log path"):
+        TickLogger(tmp_path, frame_shape=(3, 16, 16), action_dim=3)
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_log_to_an_existing_directory_is_a_one_line_error(
+    model: Path,
+    stream: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "keep.txt").write_text("user data")
+    monkeypatch.chdir(tmp_path)
+    sim = StubSim(monkeypatch)
+    assert run.main([str(model), "--sim", "reach", "--log", "."]) == 2
+    assert replay_example.main([str(model), str(stream), "--fast", "--log", "."]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("exists; choose a new --log path" in line for line in err)
+    assert (tmp_path / "keep.txt").read_text() == "user data" and not sim.built
+
+
+def test_tick_logger_for_model_is_shaped_by_and_keeps_the_metadata(
+    model: Path, tmp_path: Path
+) -> None:
+    meta = OnnxPolicy(model).meta
+    TickLogger.for_model(tmp_path / "log", meta, attrs={"note": "x"}, saliency=True).close()
+    g = open_log(tmp_path / "log")
+    assert (g["frame"].shape, g["raw_action"].shape, g["saliency"].shape) == (
+        (0, 3, 16, 16),
+        (0, 3),
+        (0, 16, 16),
+    )
+    assert md.ModelMetadata.from_props(g.attrs["model"]) == meta and g.attrs["note"] == "x"
+
+
+def test_missing_saliency_graph_is_refused_before_the_simulator_starts(
+    model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = StubSim(monkeypatch)
+    assert run.main([str(model), "--sim", "reach", "--saliency"]) == 2
+    assert "exported without --with-saliency" in capsys.readouterr().err and not sim.built
+
+
+@pytest.mark.parametrize(
+    ("shape", "flags", "message"),
+    [((3, 8, 8), [], "sim renders (3, 8, 8)"), ((3, 16, 16), ["--rate", "0"], "--rate 0.0")],
+)
+def test_sim_run_closes_simulator_and_log_when_a_check_fails(
+    model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    shape: tuple[int, ...],
+    flags: list[str],
+    message: str,
+) -> None:
+    sim = StubSim(monkeypatch, shape)
+    closed: list[Path] = []
+    close = TickLogger.close
+    monkeypatch.setattr(TickLogger, "close", lambda self: closed.append(self.path) or close(self))
+    assert run.main([str(model), "--sim", "reach", "--log", str(tmp_path / "log"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert sim.built and sim.closed
+    assert closed == (
+        [tmp_path / "log"] if flags else []
+    )  # the log is opened after the shape check
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workspace", "0", "0", "0", "0", "1", "1"], "--workspace low (0.0, 0.0, 0.0) must be"),
+        (["--workspace", "0", "0", "0", "1", "1", "nan"], "--workspace low"),
+        (["--max-step", "0"], "--max-step 0.0: the per-tick step must be > 0 m"),
+        (["--max-step", "-0.01"], "--max-step -0.01"),
+        (["--max-overruns", "0"], "--max-overruns 0: must be >= 1"),
+        (["--max-frame-age", "0"], "--max-frame-age 0.0: must be > 0 s"),
+        (["--rate", "-5"], "--rate -5.0: the control rate must be a positive number of Hz"),
+        (["--rate", "inf"], "--rate inf"),
+    ],
+)
+def test_bad_safety_and_timing_overrides_are_one_line_errors(
+    model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    StubSim(monkeypatch)
+    assert run.main([str(model), "--sim", "reach", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sgqn-run: error: ") and message in err, err
+    assert len(err.splitlines()) == 1
+
+
+class CountingArray:
+    """A zarr array that counts reads and the ticks they fetch."""
+
+    def __init__(self, array) -> None:
+        self.array, self.reads, self.ticks = array, 0, 0
+
+    def _count(self, data: np.ndarray) -> np.ndarray:
+        self.reads += 1
+        self.ticks += len(data)
+        return data
+
+    def __getitem__(self, selection):
+        return self._count(self.array[selection])
+
+    @property
+    def oindex(self):
+        spy = self
+
+        class OIndex:
+            def __getitem__(self, selection):
+                return spy._count(spy.array.oindex[selection])
+
+        return OIndex()
+
+    def __getattr__(self, name: str):
+        return getattr(self.array, name)
+
+
+class CountingGroup:
+    def __init__(self, group) -> None:
+        self.group, self.arrays = group, {}
+
+    def __getitem__(self, name: str) -> CountingArray:
+        return self.arrays.setdefault(name, CountingArray(self.group[name]))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.group
+
+
+def test_viewer_reads_only_the_ticks_it_draws_and_whole_chunks(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = SimulatedClock()
+    with TickLogger(tmp_path / "log", frame_shape=(3, 16, 16), action_dim=3, chunk=8,
+                    saliency_shape=(16, 16)) as log:  # fmt: skip
+        ControlLoop(OnnxPolicy(model), SlowCamera(_frames(), clock, 0.0), RecordingRobot(),
+                    clock, logger=log).run(max_ticks=40)  # fmt: skip
+    group = CountingGroup(open_log(tmp_path / "log"))
+    monkeypatch.setattr(viewer, "open_log", lambda path: group)
+    log_strip(tmp_path / "log", tmp_path / "strip.png", every=10)
+    assert {k: a.ticks for k, a in group.arrays.items()} == {"frame": 4, "events": 4, "saliency": 4}
+    group.arrays.clear()
+    assert log_frames(tmp_path / "log", tmp_path / "frames") == 40
+    assert group.arrays["frame"].reads == 5  # one per chunk of 8 ticks
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 40
 
 
 # ---- import rule: the runner needs neither torch nor the simulator ----------------------------
