@@ -92,6 +92,28 @@ def test_update_metric_keys_act_and_saliency(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))
+def test_update_copies_its_metrics_to_the_host_once(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a GPU every float(tensor)/item()/tolist() is a device sync; an update should pay one.
+    copies = []
+    for method in ("__float__", "item", "tolist"):
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *args, _original=original, _method=method):
+            copies.append(_method)
+            return _original(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, method, counted)
+    agent = _agent(name)
+    for step in (1, 2):
+        copies.clear()
+        metrics = agent.update(_batch(step), step)
+        assert copies == ["tolist"], copies
+        assert all(type(v) is float for v in metrics.values())
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
 def test_which_parameters_each_step_moves(name: str) -> None:
     agent = _agent(name)
     critic, actor, trunk = _params(agent.critic), _params(agent.actor), _params(agent.critic.trunk)

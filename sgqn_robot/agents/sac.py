@@ -157,7 +157,9 @@ class SACAgent:
         if step % self.cfg.target_update_freq == 0:
             self._soft_update_target()
         metrics |= self._aux_update(obs, action, step)
-        return {k: float(v.detach()) for k, v in metrics.items()}
+        # One stacked copy to the host: a float() per metric would be one device sync each.
+        values = torch.stack([v.detach() for v in metrics.values()]).tolist()
+        return dict(zip(metrics, values, strict=True))
 
     @torch.no_grad()
     def _target_q(
