@@ -207,7 +207,12 @@ class ReplayBuffer:
             raise ValueError(
                 f"replay snapshot frames are {data['frames'].shape[1:]}, expected {self.frame_shape}"
             )
-        ends = [int(e) for e in group["meta/episode_ends"][:] if e <= n]
+        # Only strictly increasing ends within (0, n]: a save killed between resizing the index
+        # and writing it leaves zeros, and later ends belong to frames past the checkpoint.
+        ends: list[int] = []
+        for e in group["meta/episode_ends"][:].tolist():
+            if (ends[-1] if ends else 0) < e <= n:
+                ends.append(e)
         if n and (not ends or ends[-1] != n):
             ends.append(n)  # the episode open at save time ends where the checkpoint stopped
         self.total = self._saved = n

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 from sgqn_robot.replay import ReplayBuffer
 
@@ -116,6 +117,20 @@ def test_snapshot_appends_and_restores(tmp_path: Path) -> None:
     again.load(path)
     assert again.total == 332
     check(again, keep, np.random.default_rng(0))
+
+
+def test_load_ignores_an_episode_index_a_killed_save_left_unwritten(tmp_path: Path) -> None:
+    path = tmp_path / "r.zarr"
+    buf = ReplayBuffer(500, FRAME, 2, frame_stack=2)
+    ref = fill(buf, [(20, False), (30, True), (10, False)])
+    buf.save(path)
+    # Killed between resizing meta/episode_ends and writing it: the new entries read as zeros.
+    ends = zarr.open_group(str(path), mode="a")["meta/episode_ends"]
+    ends.resize((len(buf.episode_ends) + 3,))
+    restored = ReplayBuffer(500, FRAME, 2, frame_stack=2)
+    restored.load(path)
+    assert restored.episode_ends == [21, 52, 63]
+    check(restored, ref, np.random.default_rng(0))
 
 
 def test_load_into_smaller_ring_keeps_the_newest_frames(tmp_path: Path) -> None:
