@@ -4,7 +4,9 @@ Layout of `<run>/checkpoints/step_<N>/`: `agent.pt` (the agent's `state_dict`: n
 nets, optimizers), `rng.pt` (torch RNG states), `config.yaml` (the resolved training config) and
 `state.json` (counters, numpy RNG state, observation/action shapes). A save is written to a hidden
 temp dir, renamed to `step_<N>`, then the `latest` symlink is swapped with an atomic rename, so a
-reader (or a resume after SIGKILL) only ever sees complete checkpoints.
+reader (or a resume after SIGKILL) only ever sees complete checkpoints. The checkpoint `latest`
+pointed to before stays until the next save, so a reader that resolved it just before the swap
+(`sgqn-eval`, an export) can finish; everything older is removed.
 
 This module imports torch and the agents, never the simulator: `load_policy` is what deployment
 and ONNX export use.
@@ -70,7 +72,8 @@ def save_checkpoint(
     config: Mapping[str, Any],
     state: Mapping[str, Any],
 ) -> Path:
-    """Write checkpoint `step_<step>` and make it `latest`; older checkpoints are removed."""
+    """Write checkpoint `step_<step>` and make it `latest`; only the previous `latest` is kept
+    beside it (a concurrent reader may still be loading it)."""
     root = Path(run_dir) / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:09d}"
@@ -85,13 +88,14 @@ def save_checkpoint(
     if final.exists():  # left by a killed run after its last published checkpoint
         shutil.rmtree(final)
     tmp.rename(final)
+    previous = os.readlink(root / LATEST) if (root / LATEST).is_symlink() else None
     link = root / f".{LATEST}.{os.getpid()}"
     link.unlink(missing_ok=True)
     link.symlink_to(name)
     os.replace(link, root / LATEST)
     _fsync(root)
     for old in root.iterdir():
-        if old.name in (name, LATEST):
+        if old.name in (name, LATEST, previous):
             continue
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old)

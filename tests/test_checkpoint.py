@@ -45,8 +45,19 @@ def test_latest_moves_atomically_and_old_ones_go(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path).state["step"] == 50
     _save(tmp_path, 100)
     root = tmp_path / "checkpoints"
-    assert sorted(os.listdir(root)) == ["latest", "step_000000100"]
+    assert sorted(os.listdir(root)) == ["latest", "step_000000050", "step_000000100"]
     assert os.readlink(root / "latest") == "step_000000100"
+    assert load_checkpoint(tmp_path).state["step"] == 100
+    _save(tmp_path, 150)
+    assert sorted(os.listdir(root)) == ["latest", "step_000000100", "step_000000150"]
+
+
+def test_a_reader_of_the_previous_checkpoint_survives_a_save(tmp_path: Path) -> None:
+    # sgqn-eval resolves `latest` (step 50), then the training run publishes step 100.
+    _save(tmp_path, 50)
+    resolved = checkpoint_dir(tmp_path)
+    _save(tmp_path, 100)
+    assert load_checkpoint(resolved).state["step"] == 50
     assert load_checkpoint(tmp_path).state["step"] == 100
 
 
