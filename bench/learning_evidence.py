@@ -12,7 +12,9 @@
 Each run is a plain `sgqn-train` run dir (`<out>/<task>-<agent>-s<seed>`); this script only
 schedules them, so every number can be reproduced with the trainer's own commands. A run that is
 stopped at the deadline gets SIGTERM, so it checkpoints at its episode end and exits (SIGKILL
-after `GRACE_S` seconds, e.g. mid-evaluation; then it loses the steps since its last checkpoint).
+after `GRACE_S` seconds; then it loses the steps since its last checkpoint). A run is resumed
+when it has a checkpoint; a run dir without one (killed before its first checkpoint) is moved to
+`<out>/stale/` and the run starts afresh. Runs that exit non-zero are listed at the end.
 """
 
 from __future__ import annotations
@@ -26,25 +28,13 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from sgqn_robot.envs import SPLITS as ALL_SPLITS
 
-ALL_SPLITS = [
-    "train",
-    "test1",
-    "test2",
-    "test3",
-    "test4",
-    "test5",
-    "color_easy",
-    "color_hard",
-    "texture",
-    "lighting",
-    "camera",
-    "distractors",
-]
-# Seconds a run gets after SIGTERM to finish its episode and checkpoint (an evaluation may be
-# running: 12 splits x 30 episodes take minutes on the CPU).
+# Seconds a run gets after SIGTERM to finish its episode and checkpoint (an evaluation in
+# progress is abandoned at once; a paper-preset episode on a slow CPU still takes a while).
 GRACE_S = 600
 
 
@@ -57,34 +47,60 @@ def _runs(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if (p / "config.yaml").is_file())
 
 
-def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | None) -> None:
-    """Run commands `jobs` at a time; at the deadline kill what is still running."""
+def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | None) -> int:
+    """Run commands `jobs` at a time; at the deadline stop what is still running. Prints every
+    non-zero exit with its log (the runs' own errors go only there) and returns their count."""
     deadline = time.monotonic() + minutes * 60 if minutes else None
-    pending, running = list(cmds), []
+    pending, running, failed = list(cmds), [], []
+
+    def finished(proc: subprocess.Popen, f: IO[str], logfile: Path) -> None:
+        f.close()
+        if proc.returncode != 0:
+            failed.append(f"  exit {proc.returncode}: {' '.join(proc.args[1:])}  (log: {logfile})")
+
     while pending or running:
         while pending and len(running) < jobs:
             cmd, logfile = pending.pop(0)
             logfile.parent.mkdir(parents=True, exist_ok=True)
             f = logfile.open("a")
-            running.append((subprocess.Popen(cmd, stdout=f, stderr=f, start_new_session=True), f))
+            proc = subprocess.Popen(cmd, stdout=f, stderr=f, start_new_session=True)
+            running.append((proc, f, logfile))
             print("started", " ".join(cmd[1:]), flush=True)
-        for proc, f in list(running):
+        for proc, f, logfile in list(running):
             if proc.poll() is not None:
-                f.close()
-                running.remove((proc, f))
+                finished(proc, f, logfile)
+                running.remove((proc, f, logfile))
         if deadline is not None and time.monotonic() > deadline:
-            for proc, _ in running:  # runs checkpoint at their episode end, then exit
+            for proc, _, _ in running:  # runs checkpoint at their episode end, then exit
                 os.killpg(proc.pid, signal.SIGTERM)
-            for proc, f in running:
+            for proc, f, logfile in running:
                 try:
                     proc.wait(timeout=GRACE_S)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
-                f.close()
+                finished(proc, f, logfile)
             print(f"deadline: stopped {len(running)} runs, {len(pending)} not started")
-            return
+            break
         time.sleep(2)
+    if failed:
+        print(f"{len(failed)} of {len(cmds)} runs failed:", *failed, sep="\n", flush=True)
+    return len(failed)
+
+
+def _has_checkpoint(run: Path) -> bool:
+    return (run / "checkpoints" / "latest").exists()
+
+
+def _set_aside(run: Path) -> None:
+    """Move a run dir that holds files but no checkpoint (killed before its first one) to
+    `<out>/stale/`, so the fresh start is not refused and nothing in it is lost."""
+    if not run.is_dir() or not any(run.iterdir()):
+        return
+    dest = run.parent / "stale" / f"{run.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.parent.mkdir(exist_ok=True)
+    run.rename(dest)
+    print(f"{run} had no checkpoint: moved to {dest}, starting afresh", flush=True)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -94,9 +110,10 @@ def train(args: argparse.Namespace) -> None:
             for seed in args.seeds.split(","):
                 run = args.out / f"{task}-{agent}-s{seed}"
                 cmd = [_script("sgqn-train"), f"run_dir={run}"]
-                if (run / "checkpoints").is_dir():
+                if _has_checkpoint(run):
                     cmd += ["resume=true"]
                 else:
+                    _set_aside(run)
                     cmd += [
                         f"task={task}",
                         f"agent={agent}",
@@ -117,7 +134,7 @@ def train(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     cmds = []
     for run in _runs(args.out):
-        if not (run / "checkpoints").is_dir():
+        if not _has_checkpoint(run):
             continue
         cmd = [_script("sgqn-eval"), f"run={run}", "tag=final"]
         cmd += [f"splits=[{','.join(ALL_SPLITS)}]", f"episodes={args.episodes}", "threads=1"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,19 @@ CONFIG_DIR = Path(str(files("sgqn_robot.configs")))
 OmegaConf.register_new_resolver(
     "sgqn_or", lambda value, default: default if value is None else value, replace=True
 )
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the entry points print it as one line, before any work."""
+
+
+def require_positive_ints(cfg: Mapping[str, Any], keys: Sequence[str]) -> None:
+    """ConfigError unless every `cfg[key]` is an integer >= 1 (a 0 interval would divide by zero
+    hours into a run)."""
+    for key in keys:
+        value = cfg[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r}: must be an integer >= 1")
 
 
 def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:

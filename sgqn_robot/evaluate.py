@@ -25,13 +25,26 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from sgqn_robot.config import CONFIG_DIR, to_plain
+from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
+from sgqn_robot.envs import EPISODE_STEPS, SPLITS
 
 log = logging.getLogger(__name__)
 
 EVAL_SEED = 1_000_000
-EPISODE_STEPS = 50  # fixed by the envs (docs/INTERFACES.md)
 ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+class EvaluationStopped(Exception):
+    """An evaluation abandoned because a stop was requested; none of its results were kept."""
+
+
+def check_splits(key: str, splits: Sequence[str]) -> None:
+    """ConfigError naming the first unknown split and the valid ones."""
+    if isinstance(splits, str):
+        raise ConfigError(f"{key}={splits}: must be a list, e.g. {key}=[{splits}]")
+    for split in splits:
+        if split not in SPLITS:
+            raise ConfigError(f"{key}: unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
 
 
 @dataclass
@@ -68,13 +81,25 @@ class Evaluator:
     def __init__(self, task: str, kwargs: Mapping[str, Any], splits: Sequence[str]):
         from sgqn_robot.envs import make_env
 
-        self.envs = {split: make_env(task, split=split, **kwargs) for split in splits}
+        self.envs = {}
+        try:
+            for split in splits:
+                self.envs[split] = make_env(task, split=split, **kwargs)
+        except BaseException:
+            self.close()  # the renderers already built hold GL contexts and memory
+            raise
 
     def run(
-        self, act: ActFn, episodes: int, keep_frames: int = 0
+        self,
+        act: ActFn,
+        episodes: int,
+        keep_frames: int = 0,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> tuple[dict[str, SplitResult], dict[str, np.ndarray]]:
         """Results per split, and `keep_frames` observations per split from its first episode
-        (evenly spaced in time) for the saliency pictures."""
+        (evenly spaced in time) for the saliency pictures. `should_stop` is polled every step:
+        when it turns True the evaluation raises EvaluationStopped, so that a preempted run
+        checkpoints in time instead of finishing minutes of evaluation."""
         results, frames = {}, {}
         keep_at = set(np.linspace(0, EPISODE_STEPS - 1, keep_frames).round().astype(int).tolist())
         for split, env in self.envs.items():
@@ -83,6 +108,8 @@ class Evaluator:
                 obs, _ = env.reset(seed=EVAL_SEED + i)
                 total, t, done, info = 0.0, 0, False, {}
                 while not done:
+                    if should_stop():
+                        raise EvaluationStopped
                     if i == 0 and t in keep_at:
                         kept.append(obs)
                     obs, reward, terminated, truncated, info = env.step(act(obs))
@@ -160,6 +187,8 @@ def evaluate_run(
     saliency_samples: int = 4,
 ) -> dict[str, SplitResult]:
     """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does)."""
+    check_splits("splits", splits)
+    require_positive_ints({"episodes": episodes}, ["episodes"])
     from sgqn_robot.agents import resolve_device
     from sgqn_robot.checkpoint import build_agent, load_checkpoint
     from sgqn_robot.saliency_figure import save_saliency_grid
@@ -200,7 +229,7 @@ def _app(cfg: DictConfig) -> None:
             plain["device"],
             plain["saliency_samples"],
         )
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # a missing run, a bad split or value
         log.error("sgqn-eval: %s", e)
         sys.exit(2)
 

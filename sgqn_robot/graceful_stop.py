@@ -2,8 +2,10 @@
 
 Why: SLURM preemption, `timeout`, a scheduler's time slice and a user's Ctrl-C all end runs at
 arbitrary steps; without this, everything since the last `snapshot_every` checkpoint is lost.
-The first signal only sets a flag that the training loop reads at the next episode end (where
-checkpoints live); a second one stops at once (SIGINT: KeyboardInterrupt, SIGTERM: default).
+The first signal only sets a flag: the training loop reads it at the next episode end (where
+checkpoints live) and an evaluation in progress polls it to abort, so the stop takes at most one
+episode. A second signal stops at once: SIGINT raises KeyboardInterrupt (cleanup still runs),
+SIGTERM takes its default action.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:  # second signal: the user means now
+            if signum == signal.SIGINT:
+                signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
             return

@@ -2,8 +2,9 @@
 
 Long format because the metric set grows during a run (updates start after warm-up, SGQN's
 auxiliary terms appear every other step); `pandas.read_csv(...).pivot_table(...)` gives the wide
-table. On resume, rows past the checkpoint's step are dropped and TensorBoard purges them too, so
-the curves continue without the killed run's orphaned tail.
+table. On resume, rows past the checkpoint's step are dropped and TensorBoard purges them too
+(rows at the step itself are kept by both), so the curves continue without the killed run's
+orphaned tail.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class Logger:
         self._csv = csv.writer(self._file)
         if fresh:
             self._csv.writerow(HEADER)
-        self._tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=resume_step)
+        # TensorBoard hides events at steps >= purge_step; the checkpoint step's rows stay.
+        purge = None if resume_step is None else resume_step + 1
+        self._tb = SummaryWriter(str(Path(run_dir) / "tb"), purge_step=purge)
 
     def _truncate(self, step: int) -> None:
         with self.path.open(newline="") as f:

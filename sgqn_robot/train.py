@@ -6,9 +6,15 @@ every `eval_every` steps deterministic evaluation on `eval_splits` with a salien
 first episode end past every `snapshot_every` steps (and at the end) a replay snapshot, then a
 checkpoint. Checkpoints fall on episode ends so that `resume=true run_dir=<run>` restarts from a
 fresh reset exactly as the uninterrupted run would have: with the RNG states restored, a resumed
-CPU run reproduces the uninterrupted one. SIGTERM or Ctrl-C ends the run at the next episode
-end with a checkpoint (a second signal stops at once), so preempted or time-sliced runs lose
-nothing.
+CPU run reproduces the uninterrupted one. The one exception is the final checkpoint when
+`num_train_steps` is not a multiple of the episode length: it counts the unfinished episode as
+done, so a run extended from it starts the next episode (new seed) rather than replaying that
+one. SIGTERM or Ctrl-C ends the run at the next episode end with a checkpoint, abandoning an
+evaluation in progress (a second signal stops at once), so preempted or time-sliced runs lose
+at most that evaluation.
+
+Settings that could only fail hours into a run (a zero interval, a replay ring too small to
+snapshot, an unknown split) are refused before anything is written.
 """
 
 from __future__ import annotations
@@ -26,15 +32,19 @@ import numpy as np
 import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 from omegaconf import DictConfig
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sgqn_robot.checkpoint import Checkpoint, load_checkpoint, read_config, save_checkpoint
-from sgqn_robot.config import CONFIG_DIR, to_plain
+from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
+from sgqn_robot.envs import EPISODE_STEPS
 from sgqn_robot.evaluate import (
-    EPISODE_STEPS,
+    EvaluationStopped,
     Evaluator,
+    check_splits,
     env_kwargs,
     saliency_splits,
     scalars,
@@ -50,6 +60,8 @@ log = logging.getLogger(__name__)
 
 REPLAY_DIR = "replay.zarr"
 OVERRIDES_FILE = "overrides.yaml"
+# Overrides that name this call's action, not the run: never saved in OVERRIDES_FILE.
+CALL_KEYS = ("resume", "run_dir")
 # What a resumed run must share with the run it continues (budgets and eval settings may change).
 COMPATIBLE_KEYS = ("task", "env", "agent", "encoder")
 
@@ -88,8 +100,6 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, Checkpoint | None]:
     try:
         saved = read_config(run_dir)
     except FileNotFoundError as e:
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # made by Hydra for this call only
         raise RunDirError(f"cannot resume: {e}") from None
     now = to_plain(cfg)
     diffs = []
@@ -112,6 +122,29 @@ def default_capacity(num_train_steps: int) -> int:
     return num_train_steps + -(-num_train_steps // EPISODE_STEPS) + 1
 
 
+def snapshot_frames(snapshot_every: int) -> int:
+    """Most frames added between two snapshots: they fall on the first episode end past each
+    multiple of `snapshot_every`, so at most ceil(snapshot_every / episode) whole episodes."""
+    return -(-snapshot_every // EPISODE_STEPS) * (EPISODE_STEPS + 1)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """ConfigError for settings that would crash mid-run (a zero interval divides by zero; a
+    replay ring smaller than one snapshot interval dies at the first snapshot)."""
+    require_positive_ints(cfg, ("num_train_steps", "batch_size", "eval_every", "snapshot_every"))
+    capacity = cfg.replay_capacity
+    needed = min(snapshot_frames(cfg.snapshot_every), default_capacity(cfg.num_train_steps))
+    if capacity is not None and (
+        isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < needed
+    ):
+        raise ConfigError(
+            f"replay_capacity={capacity!r} cannot hold the {needed} frames added between two "
+            f"snapshots (snapshot_every={cfg.snapshot_every}): use an integer >= {needed}, a "
+            "lower snapshot_every, or replay_capacity=null (all of training)"
+        )
+    check_splits("eval_splits", cfg.eval_splits)
+
+
 def episode_seed(seed: int, episode: int) -> int:
     """Reset seed of training episode `episode`: a resumed run replays the same scenes."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
@@ -130,6 +163,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     from sgqn_robot.agents import make_agent, resolve_device
     from sgqn_robot.envs import make_env
 
+    check_config(cfg)
     run_dir, ckpt = prepare_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = to_plain(cfg) | {"run_dir": str(run_dir)}
@@ -185,9 +219,16 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
 
         def evaluate(step: int) -> None:
             nonlocal last_eval
-            results, frames = evaluator.run(
-                lambda o: agent.act(o, eval_mode=True), cfg.eval_episodes, cfg.saliency_samples
-            )
+            try:
+                results, frames = evaluator.run(
+                    lambda o: agent.act(o, eval_mode=True),
+                    cfg.eval_episodes,
+                    cfg.saliency_samples,
+                    should_stop=lambda: stop.requested,
+                )
+            except EvaluationStopped:
+                log.info("%s: evaluation at step %d abandoned", stop.signal_name, step)
+                return
             tag = f"step_{step:07d}"
             write_results(results, run_dir / "eval", tag, step)
             logger.log(step, scalars(results))
@@ -206,7 +247,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
             if device.type == "cuda":
                 rng_state["cuda"] = torch.cuda.get_rng_state_all()
             state = {
-                "episode": episode,
+                # Inside an episode (the last checkpoint only) that episode counts as done, as
+                # replay.load closes it: an extended run starts the next one, with a new seed.
+                "episode": episode if obs is None else episode + 1,
                 "replay_frames": replay.total,
                 "numpy_rng": rng.bit_generator.state,
                 "obs_shape": list(obs_shape),
@@ -272,19 +315,47 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     return run_dir
 
 
+def merge_overrides(overrides: list[str]) -> list[str]:
+    """One override per key, the last value winning, so that saved + new overrides compose (a
+    repeated `+key=` would make Hydra refuse) and the saved list does not grow with every resume.
+    A key the run added with `+` stays added; `~key` after `+key=` drops both."""
+    merged: dict[tuple[str, str | None], str] = {}
+    added: set[tuple[str, str | None]] = set()
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = (o.key_or_group, o.package)
+        if o.type == OverrideType.ADD:
+            added.add(key)
+        if o.type == OverrideType.DEL and key in added:
+            merged.pop(key, None)
+            added.discard(key)
+        elif o.type == OverrideType.CHANGE and key in added:
+            merged[key] = "+" + o.input_line
+        else:
+            merged[key] = o.input_line
+    return list(merged.values())
+
+
+def _saved_overrides(overrides: list[str]) -> list[str]:
+    """What OVERRIDES_FILE keeps: the run's settings, without this call's resume/run_dir."""
+    return [o for o in overrides if o.lstrip("+~").split("=")[0] not in CALL_KEYS]
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _app(cfg: DictConfig) -> None:
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = merge_overrides(list(HydraConfig.get().overrides.task))
     saved = Path(cfg.run_dir or "") / OVERRIDES_FILE
     if cfg.resume and cfg.run_dir and saved.is_file():
         # The run's own overrides first, so `sgqn-train resume=true run_dir=<run>` continues it
         # without repeating them; new ones win.
-        overrides = yaml.safe_load(saved.read_text()) + overrides
+        overrides = merge_overrides(yaml.safe_load(saved.read_text()) + overrides)
         cfg = hydra.compose("train", overrides=overrides)
     try:
         with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
-            train(cfg, overrides)
-    except RunDirError as e:
+            train(cfg, _saved_overrides(overrides))
+    except (RunDirError, ConfigError) as e:
+        output_dir = Path(HydraConfig.get().runtime.output_dir)
+        if output_dir.is_dir() and not any(output_dir.iterdir()):
+            output_dir.rmdir()  # made by Hydra for this call only
         log.error("sgqn-train: %s", e)
         sys.exit(2)
 

@@ -8,10 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from sgqn_robot.config import compose_config
-from sgqn_robot.evaluate import evaluate_run
+from sgqn_robot.config import ConfigError, compose_config
+from sgqn_robot.evaluate import EvaluationStopped, Evaluator, evaluate_run
 from sgqn_robot.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +71,55 @@ def test_cli_reports_a_missing_run(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "no checkpoint at" in out.stdout + out.stderr
     assert not (tmp_path / "nope").exists()
+
+
+def test_cli_refuses_unknown_splits_and_zero_episodes_in_one_line(run_dir: Path) -> None:
+    before = sorted((run_dir / "eval").iterdir())
+    out = _eval_cli(f"run={run_dir}", "splits=[train,tset1]", "episodes=1")
+    assert out.returncode == 2, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "sgqn-eval: splits: unknown split 'tset1'; valid splits: train, test1" in text, text
+    assert "Traceback" not in text
+    with pytest.raises(ConfigError, match="episodes=0: must be an integer >= 1"):
+        evaluate_run(run_dir, ["train"], episodes=0)
+    with pytest.raises(ConfigError, match=r"must be a list, e.g. splits=\[test1\]"):
+        evaluate_run(run_dir, "test1", episodes=1)
+    assert sorted((run_dir / "eval").iterdir()) == before
+
+
+def test_evaluator_closes_the_envs_it_built_when_a_later_one_fails(monkeypatch) -> None:
+    closed = []
+
+    class Env:
+        def __init__(self, split: str):
+            self.split = split
+
+        def close(self) -> None:
+            closed.append(self.split)
+
+    def make_env(task: str, split: str, **kwargs) -> Env:
+        if split == "test2":
+            raise RuntimeError("no GL context")
+        return Env(split)
+
+    monkeypatch.setattr("sgqn_robot.envs.make_env", make_env)
+    with pytest.raises(RuntimeError, match="no GL context"):
+        Evaluator("reach", {}, ["train", "test1", "test2"])
+    assert closed == ["train", "test1"]
+
+
+def test_evaluation_stops_within_a_step_when_asked() -> None:
+    kwargs = {"image_size": 64, "frame_stack": 1, "action_space": "xy", "camera": "third_person"}
+    evaluator = Evaluator("reach", kwargs, ["train"])
+    polls = []
+
+    def should_stop() -> bool:
+        polls.append(1)
+        return len(polls) > 5
+
+    try:
+        with pytest.raises(EvaluationStopped):
+            evaluator.run(lambda o: np.zeros(2, np.float32), 3, 0, should_stop=should_stop)
+    finally:
+        evaluator.close()
+    assert len(polls) == 6  # 5 steps of a 150-step evaluation

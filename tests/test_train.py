@@ -1,13 +1,19 @@
 """End-to-end training on the real simulator with tiny budgets: every agent writes every
-artifact, a resumed run reproduces the uninterrupted one, a SIGKILLed run resumes cleanly, a
-SIGTERMed one checkpoints before it exits, bad run dirs are refused without touching anything,
-and a joblib multirun sweeps seeds."""
+artifact, a resumed run reproduces the uninterrupted one (CSV and TensorBoard), a SIGKILLed run
+resumes cleanly, a SIGTERMed one checkpoints before it exits (abandoning an evaluation), bad run
+dirs and unworkable settings are refused without touching anything, resumes keep one override
+per key, and a joblib multirun sweeps seeds. Also the learning-evidence scheduler's run handling."""
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib
+import importlib.util
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,11 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 import zarr
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sgqn_robot.checkpoint import load_checkpoint, load_policy
-from sgqn_robot.config import compose_config
-from sgqn_robot.train import RunDirError, train
+from sgqn_robot.config import ConfigError, compose_config
+from sgqn_robot.evaluate import Evaluator
+from sgqn_robot.train import RunDirError, merge_overrides, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Tiny but complete: updates after warm-up, an eval with saliency grid, a mid-run checkpoint.
@@ -108,6 +117,28 @@ def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path: Path) -> None:
 
     assert comparable(cut) == comparable(full)  # losses, returns and eval, bit for bit
     assert [m[0] for m in metrics(cut)] == sorted(m[0] for m in metrics(cut))
+    # TensorBoard keeps the checkpoint step's rows too (only the orphaned tail is purged).
+    for tag in ("train/episode_return", "eval/train/return_mean"):
+        assert tb_steps(cut, tag) == tb_steps(full, tag) == [50, 100], tag
+
+
+def tb_steps(run_dir: Path, tag: str) -> list[int]:
+    acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_extending_a_run_that_ended_mid_episode_starts_the_next_episode(tmp_path: Path) -> None:
+    run_dir = run(tmp_path / "r", DRQ, "eval_episodes=0")  # 60 steps: 10 into episode 1
+    assert load_checkpoint(run_dir).state["episode"] == 2
+    run(run_dir, DRQ, "eval_episodes=0", "num_train_steps=110", "resume=true")
+    assert load_checkpoint(run_dir).state["episode"] == 3
+    episodes = [(s, float(v)) for s, tag, v in metrics(run_dir) if tag == "train/episode"]
+    assert episodes == [(50, 0.0), (110, 2.0)]
+    snapshot = zarr.open_group(str(run_dir / "replay.zarr"), mode="r")
+    assert list(snapshot["meta/episode_ends"][:]) == [51, 62, 113]  # the cut episode is closed
+    frames = snapshot["data/frames"]
+    assert not np.array_equal(frames[62], frames[51])  # episode 2's reset, not episode 1's again
 
 
 def test_bad_run_dirs_are_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -130,6 +161,32 @@ def test_bad_run_dirs_are_refused_and_left_untouched(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="no checkpoint"):
         run(tmp_path / "missing", DRQ, "resume=true")
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("eval_every=0", "eval_every=0: must be an integer >= 1"),
+        ("snapshot_every=0", "snapshot_every=0: must be an integer >= 1"),
+        ("batch_size=0", "batch_size=0: must be an integer >= 1"),
+        ("num_train_steps=-5", "num_train_steps=-5: must be an integer >= 1"),
+        ("eval_every=2.5", "eval_every=2.5: must be an integer >= 1"),
+        ("replay_capacity=50", "replay_capacity=50 cannot hold the 51 frames added between"),
+        ("eval_splits=[train,tset1]", "unknown split 'tset1'; valid splits: train, test1, "),
+    ],
+)
+def test_unworkable_settings_are_refused_before_anything_is_written(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run(tmp_path / "r", DRQ, override)
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_smallest_accepted_replay_capacity_survives_its_snapshots(tmp_path: Path) -> None:
+    # snapshot_every=50: one 50-step episode, 51 frames, between two snapshots.
+    run_dir = run(tmp_path / "r", DRQ, "replay_capacity=51", "num_train_steps=100")
+    assert load_checkpoint(run_dir).state["replay_frames"] == 102
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:
@@ -197,6 +254,133 @@ def test_sigterm_checkpoints_at_the_episode_end_and_exits_cleanly(tmp_path: Path
     out, _ = _cli("resume=true", f"run_dir={run_dir}").communicate(timeout=240)
     assert f"resumed {run_dir} at step {stopped_at}" in out, out
     assert load_checkpoint(run_dir).state["step"] == 400
+
+
+def test_a_stop_during_evaluation_abandons_it_and_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sgqn_robot.train")
+
+    class Preempted(Evaluator):
+        """SIGTERM arrives as the evaluation starts (an evaluation can take minutes)."""
+
+        def run(self, *args, **kwargs):
+            signal.raise_signal(signal.SIGTERM)
+            return super().run(*args, **kwargs)
+
+    monkeypatch.setattr(importlib.import_module("sgqn_robot.train"), "Evaluator", Preempted)
+    run_dir = run(tmp_path / "r", DRQ, "num_train_steps=100", "eval_every=50")
+    assert load_checkpoint(run_dir).state["step"] == 50
+    assert not (run_dir / "eval").exists() and not (run_dir / "saliency").exists()
+    assert not [m for m in metrics(run_dir) if m[1].startswith("eval/")]
+    assert "SIGTERM: evaluation at step 50 abandoned" in caplog.text
+    assert "SIGTERM: stopped at step 50 with a checkpoint" in caplog.text
+
+
+def test_a_second_ctrl_c_raises_keyboard_interrupt() -> None:
+    code = (
+        "import signal\n"
+        "from sgqn_robot.graceful_stop import stop_on_signal\n"
+        "with stop_on_signal() as stop:\n"
+        "    signal.raise_signal(signal.SIGINT)\n"
+        "    assert stop.requested and stop.signal_name == 'SIGINT'\n"
+        "    try:\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('cleanup ran')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "cleanup ran\n", out
+
+
+def test_cli_refuses_an_unworkable_setting_in_one_line(tmp_path: Path) -> None:
+    run_dir = tmp_path / "bad"
+    out, _ = _cli(*SMOKE, "eval_every=0", f"run_dir={run_dir}").communicate(timeout=120)
+    assert "sgqn-train: eval_every=0: must be an integer >= 1" in out, out
+    assert "Traceback" not in out and not run_dir.exists()
+
+
+def test_merge_overrides_keeps_the_last_value_per_key() -> None:
+    saved = ["agent=drq", "+note=a", "seed=1", "resume=true", "run_dir=r"]
+    new = ["resume=true", "run_dir=r", "note=b", "seed=2", "+extra=1", "~extra"]
+    assert merge_overrides(saved + new) == [
+        "agent=drq",
+        "+note=b",
+        "seed=2",
+        "resume=true",
+        "run_dir=r",
+    ]
+    assert merge_overrides(["+note=a", "+note=b"]) == ["+note=b"]
+
+
+def test_consecutive_resumes_keep_one_override_per_key(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    calls = [
+        [*SMOKE, DRQ, "num_train_steps=50", "eval_episodes=0", "+note=a"],
+        ["resume=true", "+note=b"],  # a repeated `+key=` once made Hydra refuse
+        ["resume=true"],
+    ]
+    saved = []
+    for args in calls:
+        proc = _cli(*args, f"run_dir={run_dir}")
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out
+        saved.append(yaml.safe_load((run_dir / "overrides.yaml").read_text()))
+    assert saved[1] == saved[2]  # does not grow with every resume
+    keys = [o.lstrip("+").split("=")[0] for o in saved[2]]
+    assert len(keys) == len(set(keys)) and "resume" not in keys and "run_dir" not in keys
+    assert "+note=b" in saved[2] and "eval_episodes=0" in saved[2]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["note"] == "b"
+
+
+def _learning_evidence():
+    path = ROOT / "bench" / "learning_evidence.py"
+    spec = importlib.util.spec_from_file_location("learning_evidence", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    le = _learning_evidence()
+    out = tmp_path / "evidence"
+    killed = out / "reach-sac-s1"  # killed before its first checkpoint: a temp dir and a CSV
+    (killed / "checkpoints" / ".step_000000050.x").mkdir(parents=True)
+    (killed / "metrics.csv").write_text("step,tag,value\n")
+    resumable = out / "reach-sac-s2"
+    (resumable / "checkpoints" / "step_000000050").mkdir(parents=True)
+    (resumable / "checkpoints" / "latest").symlink_to("step_000000050")
+    planned = []
+    monkeypatch.setattr(le, "_parallel", lambda cmds, jobs, minutes: planned.extend(cmds))
+    args = argparse.Namespace(
+        out=out, tasks="reach", agents="sac", seeds="1,2,3", encoder="fast", device="cpu",
+        threads=1, steps=100, eval_every=50, eval_episodes=1, snapshot_every=50, extra=[],
+        jobs=1, minutes=None,
+    )  # fmt: skip
+    le.train(args)
+    cmds = {Path(c[1].removeprefix("run_dir=")).name: c for c, _ in planned}
+    assert "resume=true" in cmds["reach-sac-s2"]
+    for fresh in ("reach-sac-s1", "reach-sac-s3"):
+        assert "resume=true" not in cmds[fresh] and "task=reach" in cmds[fresh]
+    assert not killed.exists()  # moved aside, not deleted
+    (stale,) = (out / "stale").iterdir()
+    assert stale.name.startswith("reach-sac-s1-") and (stale / "metrics.csv").is_file()
+    assert le.ALL_SPLITS[:2] == ("train", "test1") and len(le.ALL_SPLITS) == 12
+
+
+def test_learning_evidence_reports_failed_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    le = _learning_evidence()
+    ok = [sys.executable, "-c", "pass"]
+    bad = [sys.executable, "-c", "raise SystemExit(3)"]
+    logs = tmp_path / "logs"
+    assert le._parallel([(ok, logs / "ok.log"), (bad, logs / "bad.log")], 2, None) == 1
+    printed = capsys.readouterr().out
+    assert "1 of 2 runs failed" in printed and "exit 3" in printed
+    assert str(logs / "bad.log") in printed
 
 
 def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
