@@ -177,6 +177,18 @@ def _wall_clock(run: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps), np.array(secs)
 
 
+def _eval_curve(run: Path, last: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eval steps, train-split return, mean return over test1-5) from the in-training evals,
+    up to step `last`."""
+    metrics = _read_metrics(run)
+    steps, train_ret = metrics.get("eval/train/return_mean", (np.array([]), np.array([])))
+    keep = steps <= last
+    tests = [metrics.get(f"eval/test{i}/return_mean", (None, None)) for i in range(1, 6)]
+    if not all(np.array_equal(t[0], steps) for t in tests):  # not every test split evaluated
+        return steps[keep], train_ret[keep], np.full(keep.sum(), np.nan)
+    return steps[keep], train_ret[keep], np.mean([t[1] for t in tests], axis=0)[keep]
+
+
 def report(args: argparse.Namespace) -> None:
     import matplotlib
 
@@ -234,7 +246,8 @@ def report(args: argparse.Namespace) -> None:
     args.images.mkdir(parents=True, exist_ok=True)
     colors = {"sac": "C0", "drq": "C3", "svea": "C1", "sgqn": "C2"}
     for task in sorted({t for t, _ in curves}):
-        fig, axes = plt.subplots(1, 3, figsize=(16, 4), gridspec_kw={"width_ratios": [1, 1, 1.6]})
+        fig, grid = plt.subplots(2, 2, figsize=(14, 8))
+        axes = grid.ravel()
         agents = sorted(a for t, a in curves if t == task)
         for agent in agents:
             for i, run in enumerate(curves[(task, agent)]):
@@ -256,6 +269,9 @@ def report(args: argparse.Namespace) -> None:
                 ws, secs = _wall_clock(run)
                 if len(ws):
                     axes[1].plot(np.interp(s[k - 1 :], ws, secs) / 60, smooth, **kw)
+                es, train_ret, test_ret = _eval_curve(run, last)
+                axes[2].plot(es, train_ret, marker=".", **kw)
+                axes[2].plot(es, test_ret, marker=".", ls="--", **(kw | {"label": None}))
         width = 0.8 / max(1, len(agents))
         splits = ALL_SPLITS
         for j, agent in enumerate(agents):
@@ -263,14 +279,14 @@ def report(args: argparse.Namespace) -> None:
             if not res:
                 continue
             means = [np.mean([r["splits"][sp]["return_mean"] for r in res]) for sp in splits]
-            axes[2].bar(
+            axes[3].bar(
                 np.arange(len(splits)) + j * width,
                 means,
                 width,
                 color=colors.get(agent, "C4"),
                 label=agent,
             )
-        axes[2].set_xticks(
+        axes[3].set_xticks(
             np.arange(len(splits)) + width * (len(agents) - 1) / 2,
             splits,
             rotation=45,
@@ -279,7 +295,11 @@ def report(args: argparse.Namespace) -> None:
         )
         axes[0].set(title=f"{task}: training episode return", xlabel="env steps")
         axes[1].set(title="vs wall-clock", xlabel="minutes of training")
-        axes[2].set(title="final policy, mean return per split (seeds averaged)")
+        axes[2].set(
+            title="evaluation during training: train (solid), mean of test1-5 (dashed)",
+            xlabel="env steps",
+        )
+        axes[3].set(title="final policy, mean return per split (seeds averaged)")
         for ax in axes:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
