@@ -189,6 +189,24 @@ def _eval_curve(run: Path, last: float) -> tuple[np.ndarray, np.ndarray, np.ndar
     return steps[keep], train_ret[keep], np.mean([t[1] for t in tests], axis=0)[keep]
 
 
+def _eval_table(task: str, runs: dict[str, list[Path]]) -> list[str]:
+    """Markdown: the in-training evaluations side by side at equal env steps, per agent
+    "train / mean of test1-5" averaged over seeds (only steps every seed of the agent reached)."""
+    table: dict[int, dict[str, str]] = defaultdict(dict)
+    for agent, agent_runs in runs.items():
+        curves = [_eval_curve(run, np.inf) for run in agent_runs]
+        for step in sorted(set.intersection(*(set(c[0].tolist()) for c in curves))):
+            train = np.mean([c[1][c[0] == step][0] for c in curves])
+            test = np.mean([c[2][c[0] == step][0] for c in curves])
+            table[step][agent] = f"{train:.1f} / {test:.1f}"
+    agents = list(runs)
+    lines = [f"\n### {task}: in-training evaluation, train / mean of test1-5 (seeds averaged)\n"]
+    lines += ["| env step | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
+    for step in sorted(table):
+        lines.append(f"| {step} | " + " | ".join(table[step].get(a, "") for a in agents) + " |")
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     import matplotlib
 
@@ -241,6 +259,10 @@ def report(args: argparse.Namespace) -> None:
             for a in agents
         }
         lines.append("\nenv steps per run: " + ", ".join(f"{a} {steps[a]}" for a in agents))
+    for task in sorted({t for t, _ in curves}):
+        lines += _eval_table(
+            task, {a: runs for (t, a), runs in sorted(curves.items()) if t == task}
+        )
     print("\n".join(lines))
 
     args.images.mkdir(parents=True, exist_ok=True)
