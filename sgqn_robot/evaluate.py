@@ -128,8 +128,16 @@ class Evaluator:
             env.close()
 
 
-def saliency_splits(splits: Sequence[str]) -> list[str]:
-    """`train` (if evaluated) and the first other split: the pictures compare seen vs unseen."""
+def saliency_splits(splits: Sequence[str], chosen: Sequence[str] | None = None) -> list[str]:
+    """The splits drawn in the saliency grid: `chosen` (each must be evaluated), else `train` (if
+    evaluated) and the first other split, so the picture compares seen vs unseen."""
+    if chosen is not None:
+        missing = [s for s in chosen if s not in splits]
+        if missing:
+            raise ValueError(
+                f"saliency_splits {missing} are not evaluated; add them to splits={list(splits)}"
+            )
+        return list(chosen)
     train = [s for s in splits if s == "train"][:1]
     return train + [s for s in splits if s != "train"][:1]
 
@@ -185,9 +193,12 @@ def evaluate_run(
     tag: str | None = None,
     device: str = "cpu",
     saliency_samples: int = 4,
+    saliency_split_names: Sequence[str] | None = None,
 ) -> dict[str, SplitResult]:
-    """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does)."""
+    """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does); the saliency grid shows
+    `saliency_split_names` (default: train and one unseen split)."""
     check_splits("splits", splits)
+    drawn = saliency_splits(splits, saliency_split_names)
     require_positive_ints({"episodes": episodes}, ["episodes"])
     from sgqn_robot.agents import resolve_device
     from sgqn_robot.checkpoint import build_agent, load_checkpoint
@@ -209,7 +220,7 @@ def evaluate_run(
     run_dir = ckpt.path.parent.parent
     log.info("%s (step %d, %d episodes per split)\n%s", run_dir, step, episodes, table(results))
     write_results(results, run_dir / "eval", tag, step)
-    shown = {s: frames[s] for s in saliency_splits(splits) if s in frames}
+    shown = {s: frames[s] for s in drawn if s in frames}
     if shown:
         save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
     return results
@@ -228,6 +239,7 @@ def _app(cfg: DictConfig) -> None:
             plain["tag"],
             plain["device"],
             plain["saliency_samples"],
+            plain["saliency_splits"],
         )
     except (FileNotFoundError, ValueError) as e:  # a missing run, a bad split or value
         log.error("sgqn-eval: %s", e)

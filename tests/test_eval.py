@@ -66,6 +66,21 @@ def test_cli_prints_a_table_and_writes_json_csv(run_dir: Path) -> None:
     assert (run_dir / "eval" / "eval_step_0000050.csv").is_file()
 
 
+def test_saliency_picture_shows_the_chosen_splits(run_dir: Path) -> None:
+    args = [f"run={run_dir}", "splits=[train,test1,test3]", "episodes=1", "saliency_samples=1"]
+    out = _eval_cli(*args, "saliency_splits=[test1,test3,train]", "tag=three")
+    assert out.returncode == 0, out.stdout + out.stderr
+    two = _eval_cli(*args, "tag=two")  # default: train and the first unseen split
+    assert two.returncode == 0, two.stdout + two.stderr
+    from PIL import Image
+
+    heights = {t: Image.open(run_dir / "saliency" / f"{t}.png").size[1] for t in ("three", "two")}
+    assert heights["three"] > heights["two"]  # one row per split
+    bad = _eval_cli(*args, "saliency_splits=[color_hard]", "tag=bad")
+    assert bad.returncode == 2
+    assert "saliency_splits ['color_hard'] are not evaluated" in bad.stdout + bad.stderr
+
+
 def test_cli_reports_a_missing_run(tmp_path: Path) -> None:
     out = _eval_cli(f"run={tmp_path / 'nope'}", "episodes=1")
     assert out.returncode == 2
