@@ -31,7 +31,10 @@ def _read_image(path: Path) -> np.ndarray:
         try:
             from PIL import Image
         except ImportError as e:
-            raise ImportError(f"{path}: reading {path.suffix} needs Pillow; use PNG/NPY") from e
+            raise ImportError(
+                f"{path}: reading {path.suffix} needs Pillow (pip install pillow); or convert the "
+                "images to PNG/NPY"
+            ) from e
         img = np.asarray(Image.open(path).convert("RGB"))
     if img.ndim == 2:
         img = img[:, :, None]

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         res, robot = replay(args.model, args.stream, clock, color_order="BGR" if args.bgr else "RGB",
                             log=args.log, args=args)  # fmt: skip
-    except (ModelError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (ModelError, FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
         print(f"replay_example: error: {e}", file=sys.stderr)
         return 2
     print(f"{res.ticks} ticks, stop: {res.stop_reason}, events {dict(res.events)}")

@@ -365,6 +365,16 @@ def test_grey_grey_alpha_and_upper_case_images_replay_as_rgb(
         np.testing.assert_array_equal(camera.read().image, np.repeat(grey[:, :, None], 3, axis=2))
 
 
+def test_jpeg_folder_without_pillow_is_a_one_line_error(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "0.jpg").write_bytes(b"not needed: Pillow is missing")
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    assert replay_example.main([str(model), str(tmp_path), "--fast"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "needs Pillow (pip install pillow)" in err[0], err
+
+
 # ---- tick logs and the CLI: nothing overwritten, nothing leaked, bad limits refused -----------
 
 
