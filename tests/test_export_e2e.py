@@ -99,7 +99,7 @@ def test_workspace_box_and_sim_pose_share_the_robot_base_frame(fast: tuple[Path,
     np.testing.assert_allclose([meta.workspace["low"], meta.workspace["high"]], [low, high])
     np.testing.assert_allclose(pos, world - ROBOT_BASE, atol=1e-6)
     assert np.all(pos >= low) and np.all(pos <= high)
-    # the shipped (older, world-frame) reach model reads back as the same base-frame box
+    # the shipped reach model (as every export, older world-frame ones included) has this box
     shipped = Path(md.__file__).parent / "models" / "reach_sgqn_fast.onnx"
     assert OnnxPolicy(shipped).meta.workspace == meta.workspace
 
