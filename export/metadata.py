@@ -12,7 +12,7 @@ The workspace box is in the ROBOT BASE frame (``{"frame": "robot_base", "low": [
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +76,17 @@ WORKSPACE_FRAME = "robot_base"
 _LEGACY_ROBOT_BASE_IN_WORLD = (-0.5, 0.0, 0.0)
 
 
+def base_frame_workspace(
+    low: Sequence[float], high: Sequence[float], base_in_world: Sequence[float]
+) -> dict[str, Any]:
+    """The metadata box from world-frame corners and the robot base's world position."""
+
+    def shift(corner: Sequence[float]) -> list[float]:
+        return [round(float(v) - b, 9) for v, b in zip(corner, base_in_world, strict=True)]
+
+    return {"frame": WORKSPACE_FRAME, "low": shift(low), "high": shift(high)}
+
+
 def _workspace_in_base_frame(ws: Any) -> dict[str, Any] | None:
     """The stored box, moved into the robot base frame if it predates the ``frame`` key."""
     if ws is None:
@@ -84,12 +95,7 @@ def _workspace_in_base_frame(ws: Any) -> dict[str, Any] | None:
         raise TypeError(f"workspace {ws!r} is not a JSON object")
     if "frame" in ws:
         return ws
-    base = _LEGACY_ROBOT_BASE_IN_WORLD
-    return {
-        "frame": WORKSPACE_FRAME,
-        "low": [round(v - b, 9) for v, b in zip(ws["low"], base, strict=True)],
-        "high": [round(v - b, 9) for v, b in zip(ws["high"], base, strict=True)],
-    }
+    return base_frame_workspace(ws["low"], ws["high"], _LEGACY_ROBOT_BASE_IN_WORLD)
 
 
 class ModelError(Exception):

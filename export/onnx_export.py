@@ -30,7 +30,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from .metadata import DEFAULT_PREPROCESSING, WORKSPACE_FRAME, ModelError, ModelMetadata
+from .metadata import DEFAULT_PREPROCESSING, ModelError, ModelMetadata, base_frame_workspace
 from .policy import INPUT, OUTPUT
 
 RTOL, ATOL = 1e-3, 1e-5
@@ -287,9 +287,7 @@ def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
     unwrapped = env.unwrapped
     # the box the env enforces on the end-effector point is in its world frame (origin at the
     # table centre); a real arm reports its pose relative to its base, so store it in that frame
-    low, high = ([round(float(v - b), 9) for v, b in zip(corner, ROBOT_BASE, strict=True)]
-                 for corner in unwrapped.WORKSPACE)  # fmt: skip
-    workspace = {"frame": WORKSPACE_FRAME, "low": low, "high": high}
+    workspace = base_frame_workspace(*unwrapped.WORKSPACE, ROBOT_BASE)
     return ModelMetadata(
         obs_shape=(3 * frame_stack, size, size),
         frame_stack=frame_stack,

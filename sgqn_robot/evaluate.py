@@ -134,7 +134,7 @@ def saliency_splits(splits: Sequence[str], chosen: Sequence[str] | None = None) 
     if chosen is not None:
         missing = [s for s in chosen if s not in splits]
         if missing:
-            raise ValueError(
+            raise ConfigError(
                 f"saliency_splits {missing} are not evaluated; add them to splits={list(splits)}"
             )
         return list(chosen)
