@@ -12,6 +12,7 @@ holds at its last step (the policy must end on the goal, not just pass by it).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS
 
@@ -165,15 +167,21 @@ def write_results(
             for split, res in results.items()
         },
     }
-    (out_dir / f"{tag}.json").write_text(json.dumps(payload, indent=1))
-    with (out_dir / f"{tag}.csv").open("w", newline="") as f:
-        w = csv.DictWriter(
-            f, ["step", "split", "episodes", "return_mean", "return_std", "success_rate"]
-        )
-        w.writeheader()
-        for split, res in results.items():
-            w.writerow({"step": step, "split": split, **res.summary()})
-    return out_dir / f"{tag}.json"
+    rows = io.StringIO(newline="")
+    w = csv.DictWriter(
+        rows, ["step", "split", "episodes", "return_mean", "return_std", "success_rate"]
+    )
+    w.writeheader()
+    for split, res in results.items():
+        w.writerow({"step": step, "split": split, **res.summary()})
+    write_text_atomic(out_dir / f"{tag}.csv", rows.getvalue())
+    # The JSON last: its presence marks a finished evaluation (see `evaluation_written`).
+    return write_text_atomic(out_dir / f"{tag}.json", json.dumps(payload, indent=1))
+
+
+def evaluation_written(out_dir: str | Path, tag: str) -> bool:
+    """Whether `write_results(..., out_dir, tag, ...)` completed."""
+    return (Path(out_dir) / f"{tag}.json").is_file()
 
 
 def scalars(results: Mapping[str, SplitResult]) -> dict[str, float]:

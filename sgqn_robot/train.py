@@ -10,8 +10,8 @@ CPU run reproduces the uninterrupted one. The one exception is the final checkpo
 `num_train_steps` is not a multiple of the episode length: it counts the unfinished episode as
 done, so a run extended from it starts the next episode (new seed) rather than replaying that
 one. SIGTERM or Ctrl-C ends the run at the next episode end with a checkpoint, abandoning an
-evaluation in progress (a second signal stops at once), so preempted or time-sliced runs lose
-at most that evaluation.
+evaluation in progress (a second signal stops at once); `resume=true` runs that evaluation
+first, so preempted or time-sliced runs lose nothing.
 
 Settings that could only fail hours into a run (a zero interval, a replay ring too small to
 snapshot, an unknown split) are refused before anything is written.
@@ -38,6 +38,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.checkpoint import Checkpoint, load_checkpoint, read_config, save_checkpoint
 from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS
@@ -46,6 +47,7 @@ from sgqn_robot.evaluate import (
     Evaluator,
     check_splits,
     env_kwargs,
+    evaluation_written,
     saliency_splits,
     scalars,
     table,
@@ -145,6 +147,11 @@ def check_config(cfg: DictConfig) -> None:
     check_splits("eval_splits", cfg.eval_splits)
 
 
+def eval_tag(step: int) -> str:
+    """Name of the in-training evaluation files (`eval/<tag>.json|csv`, `saliency/<tag>.png`)."""
+    return f"step_{step:07d}"
+
+
 def episode_seed(seed: int, episode: int) -> int:
     """Reset seed of training episode `episode`: a resumed run replays the same scenes."""
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
@@ -167,9 +174,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     run_dir, ckpt = prepare_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = to_plain(cfg) | {"run_dir": str(run_dir)}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     if overrides is not None:
-        (run_dir / OVERRIDES_FILE).write_text(yaml.safe_dump(overrides))
+        write_text_atomic(run_dir / OVERRIDES_FILE, yaml.safe_dump(overrides))
 
     with ExitStack() as cleanup:
         stop = cleanup.enter_context(stop_on_signal())
@@ -229,7 +236,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
             except EvaluationStopped:
                 log.info("%s: evaluation at step %d abandoned", stop.signal_name, step)
                 return
-            tag = f"step_{step:07d}"
+            tag = eval_tag(step)
             write_results(results, run_dir / "eval", tag, step)
             logger.log(step, scalars(results))
             shown = {s: frames[s] for s in saliency_splits(cfg.eval_splits) if s in frames}
@@ -257,6 +264,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
             }
             save_checkpoint(run_dir, step, agent.state_dict(), rng_state, config, state)
 
+        if ckpt is not None and evaluator is not None and step % cfg.eval_every == 0:
+            if not evaluation_written(run_dir / "eval", eval_tag(step)):
+                evaluate(step)  # the stop that made this checkpoint abandoned it
         next_save = (step // cfg.snapshot_every + 1) * cfg.snapshot_every
         obs = None
         ep_return, ep_steps, ep_metrics = 0.0, 0, defaultdict(list)

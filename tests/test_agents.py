@@ -3,6 +3,8 @@ checkpoint round trip, seeded reproducibility, and a small learning sanity check
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import io
 
 import numpy as np
@@ -116,16 +118,20 @@ def test_update_copies_its_metrics_to_the_host_once(
 @pytest.mark.parametrize("name", sorted(AGENTS))
 def test_which_parameters_each_step_moves(name: str) -> None:
     agent = _agent(name)
-    critic, actor, trunk = _params(agent.critic), _params(agent.actor), _params(agent.critic.trunk)
+    critic, actor = _params(agent.critic), _params(agent.actor)
     agent.update(_batch(0), step=1)  # critic step only
     assert _changed(critic, agent.critic) and not _changed(actor, agent.actor)
-    # The actor step on detached features moves the actor, never the trunk or the Q heads.
-    trunk, heads = _params(agent.critic.trunk), [_params(agent.critic.q1), _params(agent.critic.q2)]
-    actor = _params(agent.actor)
-    agent._update_actor_and_alpha(agent.critic.trunk(torch.as_tensor(_batch(1).obs)).detach())
-    assert _changed(actor, agent.actor)
-    assert not _changed(trunk, agent.critic.trunk)
-    assert not _changed(heads[0], agent.critic.q1) and not _changed(heads[1], agent.critic.q2)
+    # Step 2 through update(), with and without its actor step (SGQN's attribution step, which
+    # trains the encoder, off in both): the actor step moves the actor, never the critic.
+    with_actor = copy.deepcopy(agent)
+    with_actor.cfg = dataclasses.replace(agent.cfg, aux_update_freq=10**9)
+    without = copy.deepcopy(with_actor)
+    without.cfg = dataclasses.replace(with_actor.cfg, actor_update_freq=10**9)
+    for a in (with_actor, without):
+        torch.manual_seed(1)
+        a.update(_batch(1), step=2)
+    assert _changed(_params(without.actor), with_actor.actor)
+    assert not _changed(_params(without.critic), with_actor.critic)  # trunk, projection, heads
 
 
 def test_sgqn_attribution_loss_trains_predictor_and_critic_encoder_only() -> None:

@@ -1,4 +1,5 @@
-"""Checkpoint files: weights_only loading, atomic `latest`, leftovers of killed saves."""
+"""Checkpoint files: weights_only loading, atomic `latest`, saves killed midway and their
+leftovers, atomic text writes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 import torch
 import yaml
 
+from sgqn_robot import atomic, checkpoint
+from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
 
 
@@ -50,6 +53,48 @@ def test_latest_moves_atomically_and_old_ones_go(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path).state["step"] == 100
     _save(tmp_path, 150)
     assert sorted(os.listdir(root)) == ["latest", "step_000000100", "step_000000150"]
+
+
+@pytest.mark.parametrize("dies_at", ["publishing the dir", "moving latest"])
+def test_a_save_killed_midway_leaves_the_previous_checkpoint_loadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_at: str
+) -> None:
+    _save(tmp_path, 50)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("killed")  # nothing after this point of the save runs
+
+    if dies_at == "publishing the dir":
+        monkeypatch.setattr(Path, "rename", killed)
+    else:
+        monkeypatch.setattr(checkpoint.os, "replace", killed)
+    with pytest.raises(SystemExit):
+        _save(tmp_path, 100)
+    monkeypatch.undo()
+    ckpt = load_checkpoint(tmp_path)
+    assert ckpt.state["step"] == 50
+    torch.testing.assert_close(ckpt.agent["critic"]["w"], torch.full((2, 2), 50.0))
+    _save(tmp_path, 100)  # the next save cleans up after the killed one
+    root = tmp_path / "checkpoints"
+    assert sorted(os.listdir(root)) == ["latest", "step_000000050", "step_000000100"]
+    assert load_checkpoint(tmp_path).state["step"] == 100
+
+
+def test_atomic_text_write_keeps_the_old_file_when_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_text_atomic(tmp_path / "config.yaml", "old")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_text_atomic(path, "new")
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["config.yaml"]
+    monkeypatch.undo()
+    assert write_text_atomic(path, "new").read_text() == "new"
+    assert os.listdir(tmp_path) == ["config.yaml"]
 
 
 def test_a_reader_of_the_previous_checkpoint_survives_a_save(tmp_path: Path) -> None:

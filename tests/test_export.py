@@ -6,6 +6,7 @@ checkpoint on real rendered frames lives in ``test_export_e2e.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -117,11 +118,15 @@ def test_onnx_matches_torch_at_any_batch_size(tmp_path: Path) -> None:
 
 
 def test_action_scaling_to_bounds_is_inside_the_graph(tmp_path: Path) -> None:
-    export_stand_in(tmp_path / "m.onnx", low=0.0, high=2.0)
+    # Uneven per-axis bounds: centre and radius differ on every axis and from each other.
+    low, high = np.array([-0.5, 0.0, 1.0]), np.array([1.5, 4.0, 1.2])
+    meta = dataclasses.replace(stand_in_meta(), action_low=tuple(low), action_high=tuple(high))
+    export_module(TinyActor(), meta, stand_in_obs(), tmp_path / "m.onnx")
     obs = stand_in_obs()["train"]
     with torch.no_grad():
         tanh = TinyActor()(torch.from_numpy(obs)).numpy()
-    np.testing.assert_allclose(OnnxPolicy(tmp_path / "m.onnx")(obs), 1.0 + tanh, atol=1e-5)
+    expected = (high + low) / 2 + (high - low) / 2 * tanh
+    np.testing.assert_allclose(OnnxPolicy(tmp_path / "m.onnx")(obs), expected, atol=1e-5)
 
 
 def test_parity_failure_refuses_export_and_writes_nothing(tmp_path: Path) -> None:
@@ -150,6 +155,23 @@ def test_saliency_graph_is_a_second_file_with_sigmoid_inside(tmp_path: Path) -> 
     with torch.no_grad():
         ref = torch.sigmoid(predictor(torch.from_numpy(obs), torch.from_numpy(action))).numpy()
     np.testing.assert_allclose(mask, ref, rtol=1e-3, atol=1e-5)
+
+
+class DriftingPredictor(TinyPredictor):
+    """Changes its output after tracing: the saliency graph's parity check must catch it."""
+
+    calls = 0
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return super().forward(obs, action) + float(self.calls)
+
+
+def test_saliency_parity_failure_refuses_export_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match="differs from torch on split"):
+        export_module(TinyActor(), stand_in_meta(), stand_in_obs(), out, DriftingPredictor())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_failing_actor_leaves_no_saliency_file_behind(

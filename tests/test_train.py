@@ -1,8 +1,8 @@
 """End-to-end training on the real simulator with tiny budgets: every agent writes every
 artifact, a resumed run reproduces the uninterrupted one (CSV and TensorBoard), a SIGKILLed run
-resumes cleanly, a SIGTERMed one checkpoints before it exits (abandoning an evaluation), bad run
-dirs and unworkable settings are refused without touching anything, resumes keep one override
-per key, and a joblib multirun sweeps seeds. Also the learning-evidence scheduler's run handling."""
+resumes cleanly, a SIGTERMed one checkpoints before it exits (abandoning an evaluation that the
+resume redoes), bad run dirs and unworkable settings are refused without touching anything,
+resumes keep one override per key, and a joblib multirun sweeps seeds. Also the learning-evidence scheduler's run handling."""
 
 from __future__ import annotations
 
@@ -154,6 +154,11 @@ def test_bad_run_dirs_are_refused_and_left_untouched(tmp_path: Path) -> None:
         run(run_dir, DRQ, "agent=sac", "resume=true")
     with pytest.raises(RunDirError, match="env.frame_stack"):
         run(run_dir, DRQ, "env.frame_stack=3", "resume=true")
+    with pytest.raises(RunDirError) as refused:  # every difference listed, one per line
+        run(run_dir, DRQ, "task=peg_in_box", "encoder=paper", "resume=true")
+    lines = [line.strip() for line in str(refused.value).splitlines()[1:]]
+    assert "task: run has 'reach', now 'peg_in_box'" in lines, lines
+    assert "encoder.preset: run has 'fast', now 'paper'" in lines, lines
     assert listing() == before
     (run_dir / "replay.zarr").rename(tmp_path / "elsewhere")
     with pytest.raises(RunDirError, match="replay snapshot replay.zarr is missing"):
@@ -276,6 +281,17 @@ def test_a_stop_during_evaluation_abandons_it_and_checkpoints(
     assert "SIGTERM: evaluation at step 50 abandoned" in caplog.text
     assert "SIGTERM: stopped at step 50 with a checkpoint" in caplog.text
 
+    monkeypatch.undo()  # the next evaluation runs to the end
+    run(run_dir, DRQ, "num_train_steps=100", "eval_every=50", "resume=true")
+    evals = sorted(p.name for p in (run_dir / "eval").glob("*.json"))
+    assert evals == ["step_0000050.json", "step_0000100.json"]  # the abandoned one redone
+    assert sorted(p.name for p in (run_dir / "saliency").iterdir()) == [
+        "step_0000050.png",
+        "step_0000100.png",
+    ]
+    eval_steps = [m[0] for m in metrics(run_dir) if m[1] == "eval/train/return_mean"]
+    assert eval_steps == [50, 100]
+
 
 def test_a_second_ctrl_c_raises_keyboard_interrupt() -> None:
     code = (
@@ -291,6 +307,21 @@ def test_a_second_ctrl_c_raises_keyboard_interrupt() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout == "cleanup ran\n", out
+
+
+def test_a_second_sigterm_stops_at_once() -> None:
+    code = (
+        "import signal\n"
+        "from sgqn_robot.graceful_stop import stop_on_signal\n"
+        "with stop_on_signal() as stop:\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    assert stop.requested and stop.signal_name == 'SIGTERM'\n"
+        "    print('first only flagged', flush=True)\n"
+        "    signal.raise_signal(signal.SIGTERM)\n"
+        "    print('not reached')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == -signal.SIGTERM and out.stdout == "first only flagged\n", out
 
 
 def test_cli_refuses_an_unworkable_setting_in_one_line(tmp_path: Path) -> None:
