@@ -103,24 +103,21 @@ def test_cli_refuses_unknown_splits_and_zero_episodes_in_one_line(run_dir: Path)
 
 
 def test_evaluator_closes_the_envs_it_built_when_a_later_one_fails(monkeypatch) -> None:
-    closed = []
+    import sgqn_robot.envs
 
-    class Env:
-        def __init__(self, split: str):
-            self.split = split
+    built, real_make_env = [], sgqn_robot.envs.make_env
 
-        def close(self) -> None:
-            closed.append(self.split)
-
-    def make_env(task: str, split: str, **kwargs) -> Env:
+    def make_env(task: str, split: str, **kwargs):
         if split == "test2":
             raise RuntimeError("no GL context")
-        return Env(split)
+        built.append(real_make_env(task, split=split, **kwargs))
+        return built[-1]
 
-    monkeypatch.setattr("sgqn_robot.envs.make_env", make_env)
+    monkeypatch.setattr(sgqn_robot.envs, "make_env", make_env)
     with pytest.raises(RuntimeError, match="no GL context"):
-        Evaluator("reach", {}, ["train", "test1", "test2"])
-    assert closed == ["train", "test1"]
+        Evaluator("reach", {"image_size": 32}, ["train", "test1", "test2"])
+    assert [e.unwrapped.split for e in built] == ["train", "test1"]
+    assert all(e.unwrapped._renderer is None for e in built)  # their renderers were freed
 
 
 def test_evaluation_stops_within_a_step_when_asked() -> None:

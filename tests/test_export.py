@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -201,21 +200,3 @@ def test_directory_as_output_is_refused_up_front(
     err = capsys.readouterr().err
     assert "is a directory" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
-
-
-def test_with_saliency_on_a_non_sgqn_run_fails_before_rendering(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sgqn_robot.checkpoint
-
-    env = {"image_size": 16, "frame_stack": 2, "action_space": "xyz", "camera": "third_person"}
-    config = {"task": "reach", "agent": {"name": "sac"}, "env": env}
-    sac = SimpleNamespace(predictor=None, actor=TinyActor(), step=0, config=config)
-    monkeypatch.setattr(sgqn_robot.checkpoint, "load_policy", lambda source: sac)
-
-    def no_rendering(*args: object, **kwargs: object) -> None:
-        raise AssertionError("rendered every split before checking --with-saliency")
-
-    monkeypatch.setattr(onnx_export, "rendered_observations", no_rendering)
-    with pytest.raises(ExportError, match="--with-saliency needs an sgqn checkpoint"):
-        onnx_export.export_checkpoint("run", tmp_path / "m.onnx", with_saliency=True)

@@ -19,6 +19,7 @@ from sgqn_robot.export import metadata as md
 from sgqn_robot.export import onnx_export, run
 from sgqn_robot.export.control_loop import ControlLoop
 from sgqn_robot.export.interfaces import SimulatedClock
+from sgqn_robot.export.onnx_export import ExportError
 from sgqn_robot.export.policy import OnnxPolicy
 from sgqn_robot.export.sim_adapters import SimSession, env_kwargs
 from sgqn_robot.export.tick_log import TickLogger, open_log
@@ -29,11 +30,13 @@ from sgqn_robot.checkpoint import load_policy, save_checkpoint
 from sgqn_robot.config import compose_config, to_plain
 
 
-def real_run_dir(root: Path, preset: str, task: str = "reach", frame_stack: int = 1) -> Path:
+def real_run_dir(
+    root: Path, preset: str, task: str = "reach", frame_stack: int = 1, agent: str = "sgqn"
+) -> Path:
     """A checkpoint as training writes it: the composed config, a freshly built agent."""
     overrides = [
         f"task={task}",
-        "agent=sgqn",
+        f"agent={agent}",
         f"encoder={preset}",
         f"env.frame_stack={frame_stack}",
     ]
@@ -42,10 +45,10 @@ def real_run_dir(root: Path, preset: str, task: str = "reach", frame_stack: int 
     obs_shape = (3 * frame_stack, size, size)
     action_dim = make_env(task, image_size=size).action_space.shape[0]
     torch.manual_seed(0)
-    agent = make_agent(cfg["agent"], cfg["encoder"], obs_shape, action_dim, "cpu")
-    run_dir = root / f"{task}-{preset}"
+    built = make_agent(cfg["agent"], cfg["encoder"], obs_shape, action_dim, "cpu")
+    run_dir = root / f"{task}-{preset}-{agent}"
     state = {"obs_shape": list(obs_shape), "action_dim": action_dim}
-    save_checkpoint(run_dir, 7, agent.state_dict(), {}, cfg, state)
+    save_checkpoint(run_dir, 7, built.state_dict(), {}, cfg, state)
     return run_dir
 
 
@@ -121,6 +124,20 @@ def test_export_of_a_missing_run_fails_in_one_line(
     assert onnx_export.main([str(tmp_path / "nope"), "-o", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sgqn-export: error: no checkpoint") and "Traceback" not in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_with_saliency_on_a_non_sgqn_run_fails_before_rendering(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = real_run_dir(tmp_path, "fast", agent="sac")
+
+    def no_rendering(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rendered every split before checking --with-saliency")
+
+    monkeypatch.setattr(onnx_export, "rendered_observations", no_rendering)
+    with pytest.raises(ExportError, match="--with-saliency needs an sgqn checkpoint"):
+        onnx_export.export_checkpoint(run_dir, tmp_path / "m.onnx", with_saliency=True)
     assert not (tmp_path / "m.onnx").exists()
 
 
