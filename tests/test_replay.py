@@ -6,6 +6,9 @@ checked exactly against a naive reference that stores full stacked observations.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -175,3 +178,61 @@ def test_stacks_rebuilt_from_the_real_env_equal_its_observations() -> None:
         np.testing.assert_array_equal(batch.obs[j], obs)
         np.testing.assert_array_equal(batch.next_obs[j], next_obs)
     assert batch.not_done.min() == 1.0  # time-limit truncation is not a termination
+
+
+_KILLED_SAVE = """
+import os, signal, sys
+import zarr.storage._local as local
+sys.path.insert(0, {tests!r})
+from test_replay import FRAME, fill
+from sgqn_robot.replay import ReplayBuffer
+
+buf = ReplayBuffer(1000, FRAME, 2, frame_stack=2)
+fill(buf, [(120, True), (60, False)])
+buf.save({path!r})  # the snapshot the last checkpoint counted on
+print(buf.total, flush=True)
+fill(buf, [(40, True), (200, False)], start=buf.total)
+put, calls = local._put, [0]
+
+def dying_put(path, value, exclusive=False):
+    calls[0] += 1
+    if calls[0] == {kill_at}:  # half of this file reaches the disk, then the process dies
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".dead.partial").write_bytes(bytes(value.as_buffer_like())[: 1 + len(value) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return put(path, value, exclusive)
+
+local._put = dying_put
+buf.save({path!r})
+print(calls[0], flush=True)
+"""
+
+
+def _save_killed_at(path: Path, kill_at: int) -> tuple[subprocess.CompletedProcess, list[int]]:
+    code = _KILLED_SAVE.format(tests=str(Path(__file__).parent), path=str(path), kill_at=kill_at)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return proc, [int(line) for line in proc.stdout.split()]
+
+
+def test_a_save_sigkilled_mid_write_keeps_what_the_checkpoint_counted_on(tmp_path: Path) -> None:
+    """A real process dies at every stage of `save` (frame chunks, the other columns, the
+    episode index, the attributes), half a file on disk; the resume then loads the frames the
+    last checkpoint counted, samples them exactly, and its next save repairs the store."""
+    proc, (counted, writes) = _save_killed_at(tmp_path / "count.zarr", kill_at=0)
+    assert proc.returncode == 0, proc.stderr
+    assert counted == 182 and writes > 8
+    for kill_at in sorted({1, 2, writes // 3, writes // 2, writes - 2, writes - 1, writes}):
+        path = tmp_path / f"killed_at_{kill_at}.zarr"
+        proc, printed = _save_killed_at(path, kill_at)
+        assert proc.returncode == -signal.SIGKILL and printed == [counted], (kill_at, proc.stderr)
+        ref = fill(ReplayBuffer(1000, FRAME, 2, frame_stack=2), [(120, True), (60, False)])
+        restored = ReplayBuffer(1000, FRAME, 2, frame_stack=2)
+        restored.load(path, num_frames=counted)
+        assert restored.episode_ends == [121, 182], kill_at
+        check(restored, ref, np.random.default_rng(kill_at))
+        ref |= fill(restored, [(30, False)], start=5_000)  # the resumed run goes on and saves
+        restored.save(path)
+        again = ReplayBuffer(1000, FRAME, 2, frame_stack=2)
+        again.load(path)
+        assert again.total == 213 and again.episode_ends == [121, 182, 213], kill_at
+        check(again, ref, np.random.default_rng(kill_at))
