@@ -191,16 +191,22 @@ def _eval_curve(run: Path, last: float) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 def _eval_table(task: str, runs: dict[str, list[Path]]) -> list[str]:
     """Markdown: the in-training evaluations side by side at equal env steps, per agent
-    "train / mean of test1-5" averaged over seeds (only steps every seed of the agent reached)."""
+    "train / mean of test1-5 (minutes of training to that step)" averaged over seeds (only steps
+    every seed of the agent reached)."""
     table: dict[int, dict[str, str]] = defaultdict(dict)
     for agent, agent_runs in runs.items():
         curves = [_eval_curve(run, np.inf) for run in agent_runs]
+        clocks = [_wall_clock(run) for run in agent_runs]
         for step in sorted(set.intersection(*(set(c[0].tolist()) for c in curves))):
             train = np.mean([c[1][c[0] == step][0] for c in curves])
             test = np.mean([c[2][c[0] == step][0] for c in curves])
-            table[step][agent] = f"{train:.1f} / {test:.1f}"
+            minutes = np.mean([np.interp(step, ws, secs) / 60 for ws, secs in clocks])
+            table[step][agent] = f"{train:.1f} / {test:.1f} ({minutes:.1f} min)"
     agents = list(runs)
-    lines = [f"\n### {task}: in-training evaluation, train / mean of test1-5 (seeds averaged)\n"]
+    lines = [
+        f"\n### {task}: in-training evaluation, train / mean of test1-5 (minutes of training; "
+        "seeds averaged)\n"
+    ]
     lines += ["| env step | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
     for step in sorted(table):
         lines.append(f"| {step} | " + " | ".join(table[step].get(a, "") for a in agents) + " |")
