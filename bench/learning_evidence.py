@@ -8,6 +8,8 @@
     python bench/learning_evidence.py evaluate --out runs/evidence --episodes 30
     # tables (markdown) + learning curves (PNG) from what the runs wrote:
     python bench/learning_evidence.py report --out runs/evidence --images docs/images
+    # the same over some seeds only, e.g. while the others still run:
+    python bench/learning_evidence.py report --out runs/evidence --seeds 1 --prefix s1_
 
 Each run is a plain `sgqn-train` run dir (`<out>/<task>-<agent>-s<seed>`); this script only
 schedules them, so every number can be reproduced with the trainer's own commands. A run that is
@@ -43,8 +45,15 @@ def _script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def _runs(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if (p / "config.yaml").is_file())
+def _runs(out: Path, seeds: set[int] | None = None) -> list[Path]:
+    """The run dirs in `out`, only those of `seeds` when given (a report over some seeds of a
+    sweep whose other seeds are still running)."""
+    import yaml
+
+    runs = sorted(p for p in out.iterdir() if (p / "config.yaml").is_file())
+    if seeds is None:
+        return runs
+    return [p for p in runs if yaml.safe_load((p / "config.yaml").read_text())["seed"] in seeds]
 
 
 def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | None) -> int:
@@ -222,7 +231,8 @@ def report(args: argparse.Namespace) -> None:
 
     finals: dict[tuple[str, str], list[dict]] = defaultdict(list)
     curves: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    for run in _runs(args.out):
+    seeds = {int(s) for s in args.seeds.split(",")} if args.seeds else None
+    for run in _runs(args.out, seeds):
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         key = (cfg["task"], cfg["agent"]["name"])
         curves[key].append(run)
@@ -363,6 +373,7 @@ def main() -> None:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--images", type=Path, default=Path("docs/images"))
     r.add_argument("--prefix", default="", help="file name prefix of the PNGs")
+    r.add_argument("--seeds", default="", help="only these seeds, e.g. 1 or 1,2 (default: all)")
     args = p.parse_args()
     {"train": train, "evaluate": evaluate, "report": report}[args.cmd](args)
 

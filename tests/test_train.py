@@ -401,6 +401,17 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
     assert le.ALL_SPLITS[:2] == ("train", "test1") and len(le.ALL_SPLITS) == 12
 
 
+def test_learning_evidence_report_keeps_only_the_seeds_asked_for(tmp_path: Path) -> None:
+    le = _learning_evidence()
+    for name, seed in (("reach-sac-s1", 1), ("reach-sac-s2", 2), ("peg_in_box-sac-s1", 1)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
+    (tmp_path / "logs").mkdir()  # not a run: no config.yaml
+    assert [p.name for p in le._runs(tmp_path, {1})] == ["peg_in_box-sac-s1", "reach-sac-s1"]
+    assert [p.name for p in le._runs(tmp_path, {2, 3})] == ["reach-sac-s2"]
+    assert len(le._runs(tmp_path)) == 3
+
+
 def test_learning_evidence_reports_failed_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
