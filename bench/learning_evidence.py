@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 from typing import IO
 
@@ -151,6 +152,7 @@ def evaluate(args: argparse.Namespace) -> None:
     _parallel(cmds, args.jobs or len(cmds), None)
 
 
+@cache  # the tables and the curves both read each run
 def _read_metrics(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """tag -> (steps, values) from the run's long-format metrics.csv."""
     rows: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -160,6 +162,7 @@ def _read_metrics(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {t: (np.array([s for s, _ in r]), np.array([v for _, v in r])) for t, r in rows.items()}
 
 
+@cache
 def _wall_clock(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """(env step, seconds of training) from TensorBoard's per-scalar wall times; the gaps
     between a stopped run and its resume are not counted."""
