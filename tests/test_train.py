@@ -2,7 +2,7 @@
 artifact, a resumed run reproduces the uninterrupted one (CSV and TensorBoard), a SIGKILLed run
 resumes cleanly, a SIGTERMed one checkpoints before it exits (abandoning an evaluation that the
 resume redoes), bad run dirs and unworkable settings are refused without touching anything,
-resumes keep one override per key, and a joblib multirun sweeps seeds. Also the learning-evidence scheduler's run handling."""
+resumes keep one override per key, and a joblib multirun sweeps seeds. Also the learning-evidence scheduler's run handling and the peg probe."""
 
 from __future__ import annotations
 
@@ -364,9 +364,9 @@ def test_consecutive_resumes_keep_one_override_per_key(tmp_path: Path) -> None:
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["note"] == "b"
 
 
-def _learning_evidence():
-    path = ROOT / "bench" / "learning_evidence.py"
-    spec = importlib.util.spec_from_file_location("learning_evidence", path)
+def _bench(name: str):
+    path = ROOT / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -375,7 +375,7 @@ def _learning_evidence():
 def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    le = _learning_evidence()
+    le = _bench("learning_evidence")
     out = tmp_path / "evidence"
     killed = out / "reach-sac-s1"  # killed before its first checkpoint: a temp dir and a CSV
     (killed / "checkpoints" / ".step_000000050.x").mkdir(parents=True)
@@ -402,7 +402,7 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
 
 
 def test_learning_evidence_report_keeps_only_the_seeds_asked_for(tmp_path: Path) -> None:
-    le = _learning_evidence()
+    le = _bench("learning_evidence")
     for name, seed in (("reach-sac-s1", 1), ("reach-sac-s2", 2), ("peg_in_box-sac-s1", 1)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
@@ -415,7 +415,7 @@ def test_learning_evidence_report_keeps_only_the_seeds_asked_for(tmp_path: Path)
 def test_learning_evidence_reports_failed_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    le = _learning_evidence()
+    le = _bench("learning_evidence")
     ok = [sys.executable, "-c", "pass"]
     bad = [sys.executable, "-c", "raise SystemExit(3)"]
     logs = tmp_path / "logs"
@@ -423,6 +423,16 @@ def test_learning_evidence_reports_failed_runs(
     printed = capsys.readouterr().out
     assert "1 of 2 runs failed" in printed and "exit 3" in printed
     assert str(logs / "bad.log") in printed
+
+
+def test_peg_probe_reports_where_each_episode_leaves_the_peg(tmp_path: Path) -> None:
+    probe = _bench("peg_probe")
+    peg = run(tmp_path / "peg", "task=peg_in_box", "agent=sac")
+    r = probe.probe(peg, "train", episodes=2)
+    assert 0.0 <= r["success"] <= 1.0 and 0.0 <= r["near_steps"] <= 50.0
+    assert -10.0 < r["height_cm"] < 40.0  # box floor to the top of the mocap workspace
+    with pytest.raises(SystemExit, match="reach run; pass peg_in_box runs"):
+        probe.probe(run(tmp_path / "reach"), "train", episodes=1)
 
 
 def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
