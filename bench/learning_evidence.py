@@ -39,6 +39,13 @@ from sgqn_robot.envs import SPLITS as ALL_SPLITS
 # Seconds a run gets after SIGTERM to finish its episode and checkpoint (an evaluation in
 # progress is abandoned at once; a paper-preset episode on a slow CPU still takes a while).
 GRACE_S = 600
+# Rows under the per-split table: label -> key of `_final_summary`.
+SUMMARY_ROWS = {
+    "test mean": "test_mean",
+    "gap (train - test mean)": "gap",
+    "mean of test1-5": "test1_5",
+    "success on unseen splits": "unseen_success",
+}
 
 
 def _script(name: str) -> str:
@@ -225,6 +232,43 @@ def _eval_table(task: str, runs: dict[str, list[Path]]) -> list[str]:
     return lines
 
 
+def _final_summary(res: dict) -> dict[str, float]:
+    """One final evaluation in a few numbers: return and success on train, over the unseen
+    splits, and over the paper's test1-5."""
+    ret = {s: v["return_mean"] for s, v in res["splits"].items()}
+    succ = {s: v["success_rate"] for s, v in res["splits"].items()}
+    unseen = [s for s in ALL_SPLITS if s in ret and s != "train"]
+    paper = [s for s in unseen if s.startswith("test")]
+    test_mean = float(np.mean([ret[s] for s in unseen]))
+    return {
+        "train": ret.get("train", np.nan),
+        "train_success": succ.get("train", np.nan),
+        "test_mean": test_mean,
+        "gap": ret.get("train", np.nan) - test_mean,
+        "test1_5": float(np.mean([ret[s] for s in paper])) if paper else np.nan,
+        "unseen_success": float(np.mean([succ[s] for s in unseen])),
+    }
+
+
+def _per_seed_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> list[str]:
+    """Seed by seed, so a mean over seeds that hides two different outcomes can be seen."""
+    lines = [
+        f"\n### {task}: final policy per seed\n",
+        "| agent | seed | train (success) | test mean | mean of test1-5 | success on unseen splits |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (t, agent), results in sorted(finals.items()):
+        if t != task:
+            continue
+        for res in sorted(results, key=lambda r: r["seed"]):
+            f = _final_summary(res)
+            lines.append(
+                f"| {agent} | {res['seed']} | {f['train']:.1f} ({f['train_success']:.0%}) "
+                f"| {f['test_mean']:.1f} | {f['test1_5']:.1f} | {f['unseen_success']:.1%} |"
+            )
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     import matplotlib
 
@@ -241,7 +285,7 @@ def report(args: argparse.Namespace) -> None:
         curves[key].append(run)
         final = run / "eval" / "final.json"
         if final.is_file():
-            finals[key].append(json.loads(final.read_text()))
+            finals[key].append(json.loads(final.read_text()) | {"seed": cfg["seed"]})
 
     lines = []
     for task in sorted({t for t, _ in finals}):
@@ -249,23 +293,20 @@ def report(args: argparse.Namespace) -> None:
         splits = [s for s in ALL_SPLITS if s in finals[(task, agents[0])][0]["splits"]]
         lines += [f"\n### {task}: return mean ± std over seeds (success rate)\n"]
         lines += ["| split | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
-        for split in splits + ["test mean", "gap (train - test mean)"]:
+        for split in splits + list(SUMMARY_ROWS):
             cells = []
             for agent in agents:
-                per_seed = []
-                for res in finals[(task, agent)]:
-                    r = {s: v["return_mean"] for s, v in res["splits"].items()}
-                    tests = np.mean([r[s] for s in splits if s != "train"])
-                    per_seed.append(
-                        r[split]
-                        if split in r
-                        else tests
-                        if split == "test mean"
-                        else r.get("train", np.nan) - tests
-                    )
-                cell = f"{np.mean(per_seed):.1f} ± {np.std(per_seed):.1f}"
+                results = finals[(task, agent)]
                 if split in splits:
-                    succ = [res["splits"][split]["success_rate"] for res in finals[(task, agent)]]
+                    per_seed = [res["splits"][split]["return_mean"] for res in results]
+                else:
+                    per_seed = [_final_summary(res)[SUMMARY_ROWS[split]] for res in results]
+                if split == "success on unseen splits":
+                    cell = f"{np.mean(per_seed):.1%} ± {np.std(per_seed):.1%}"
+                else:
+                    cell = f"{np.mean(per_seed):.1f} ± {np.std(per_seed):.1f}"
+                if split in splits:
+                    succ = [res["splits"][split]["success_rate"] for res in results]
                     cell += f" ({np.mean(succ):.0%})"
                 cells.append(cell)
             lines.append(f"| {split} | " + " | ".join(cells) + " |")
@@ -278,6 +319,7 @@ def report(args: argparse.Namespace) -> None:
             for a in agents
         }
         lines.append("\nenv steps per run: " + ", ".join(f"{a} {steps[a]}" for a in agents))
+        lines += _per_seed_table(task, finals)
     for task in sorted({t for t, _ in curves}):
         lines += _eval_table(
             task, {a: runs for (t, a), runs in sorted(curves.items()) if t == task}

@@ -412,6 +412,17 @@ def test_learning_evidence_report_keeps_only_the_seeds_asked_for(tmp_path: Path)
     assert len(le._runs(tmp_path)) == 3
 
 
+def test_learning_evidence_summarizes_a_final_evaluation() -> None:
+    le = _bench("learning_evidence")
+    splits = {"train": (300.0, 0.9), "test1": (-100.0, 0.0), "test2": (50.0, 0.5)}
+    splits |= {"camera": (200.0, 1.0)}
+    res = {"splits": {k: {"return_mean": r, "success_rate": s} for k, (r, s) in splits.items()}}
+    f = le._final_summary(res)
+    assert f["test_mean"] == pytest.approx(50.0) and f["gap"] == pytest.approx(250.0)
+    assert f["test1_5"] == pytest.approx(-25.0)  # camera is unseen but not one of the paper's
+    assert f["unseen_success"] == pytest.approx(0.5) and f["train_success"] == 0.9
+
+
 def test_learning_evidence_reports_failed_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
