@@ -4,9 +4,9 @@
 
 The spec's reward pays 10 - 20*d_xyz per step once the peg is within 5 cm (xy) of the box
 opening, so a peg held ~10 cm above the rim earns ~8 of the ~10 per step an inserted one does:
-returns alone cannot tell the two apart. This runs each run's latest policy deterministically and
-prints, per run, the mean return, the success rate, the steps paid that bonus, and the peg's final
-height over the rim (negative: inside the box).
+returns alone cannot tell the two apart. This replays the evaluation's own episodes (`Evaluator`,
+same seeds) and prints, per run, the mean return, the success rate, the steps paid that bonus,
+and the peg's final height over the rim (negative: inside the box).
 """
 
 from __future__ import annotations
@@ -14,44 +14,57 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import torch
-from sgqn_robot.envs import make_env
 from sgqn_robot.envs.peg_in_box import NEAR_DIST
 
 from sgqn_robot.checkpoint import load_policy
-from sgqn_robot.evaluate import env_kwargs
+from sgqn_robot.evaluate import Evaluator, env_kwargs
 
 
-def probe(run_dir: Path, split: str, episodes: int, seed: int = 100) -> dict[str, float]:
-    """Deterministic episodes of a peg-in-box run; where the peg is when each one ends."""
+class PegTrace(gymnasium.Wrapper):
+    """Per episode: the steps paid the near-opening bonus, the peg's height over the rim at the end."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self.near_steps: list[int] = []
+        self.heights: list[float] = []
+
+    def reset(self, **kwargs):
+        self.near_steps.append(0)
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.near_steps[-1] += info["dist_xy"] <= NEAR_DIST
+        if terminated or truncated:
+            self.heights.append(float(info["peg_pos"][2] - info["goal_pos"][2]))
+        return obs, reward, terminated, truncated, info
+
+
+def probe(run_dir: Path, split: str, episodes: int) -> dict[str, float]:
+    """The evaluation's own episodes (same seeds as `sgqn-eval`), traced: where the peg ends."""
     policy = load_policy(run_dir)
     if policy.config["task"] != "peg_in_box":
         raise SystemExit(f"{run_dir} is a {policy.config['task']} run; pass peg_in_box runs")
-    env = make_env("peg_in_box", split=split, **env_kwargs(policy.config))
-    returns, successes, near_steps, heights = [], [], [], []
+    evaluator = Evaluator("peg_in_box", env_kwargs(policy.config), [split])
+    trace = evaluator.envs[split] = PegTrace(evaluator.envs[split])
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return policy.actor(torch.as_tensor(obs)[None]).numpy()[0]
+
     try:
-        for ep in range(episodes):
-            obs, _ = env.reset(seed=seed + ep)
-            ret, near, done = 0.0, 0, False
-            while not done:
-                with torch.no_grad():
-                    action = policy.actor(torch.as_tensor(obs)[None]).numpy()[0]
-                obs, reward, terminated, truncated, info = env.step(action)
-                ret += reward
-                near += info["dist_xy"] <= NEAR_DIST
-                done = terminated or truncated
-            returns.append(ret)
-            successes.append(info["is_success"])
-            near_steps.append(near)
-            heights.append(info["peg_pos"][2] - info["goal_pos"][2])
+        results, _ = evaluator.run(act, episodes)
     finally:
-        env.close()
+        evaluator.close()
+    summary = results[split].summary()
     return {
-        "return": float(np.mean(returns)),
-        "success": float(np.mean(successes)),
-        "near_steps": float(np.mean(near_steps)),
-        "height_cm": 100 * float(np.median(heights)),
+        "return": summary["return_mean"],
+        "success": summary["success_rate"],
+        "near_steps": float(np.mean(trace.near_steps)),
+        "height_cm": 100 * float(np.median(trace.heights)),
     }
 
 
@@ -62,7 +75,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=10)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"split {args.split}, {args.episodes} episodes per run (reset seeds 100...)\n")
+    print(f"split {args.split}, {args.episodes} episodes per run (the evaluation's seeds)\n")
     print("| run | return | success | steps paid the bonus (of 50) | final peg height over rim |")
     print("|---|---|---|---|---|")
     for run in args.runs:
