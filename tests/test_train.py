@@ -446,6 +446,16 @@ def test_peg_probe_reports_where_each_episode_leaves_the_peg(tmp_path: Path) -> 
         probe.probe(run(tmp_path / "reach"), "train", episodes=1)
 
 
+def test_saliency_shift_compares_each_split_on_trains_own_states(tmp_path: Path) -> None:
+    shift = _bench("saliency_shift").shift
+    r = shift(run(tmp_path / "reach"), ["train", "test1"], episodes=1, every=10)
+    # train against itself: same seed, same states, same pixels -> identical masks and values
+    assert r["train"] == pytest.approx({"iou": 1.0, "action_change": 0.0, "q_change": 0.0})
+    assert 0.0 <= r["test1"]["iou"] < 1.0 and r["test1"]["action_change"] > 0.0
+    with pytest.raises(ConfigError, match="unknown split 'test9'"):
+        shift(tmp_path / "reach", ["test9"], episodes=1)
+
+
 def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
     args = [
         "-m",
