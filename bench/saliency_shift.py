@@ -25,7 +25,7 @@ import torch
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS, make_env
 
 from sgqn_robot.agents.saliency import attribution, attribution_mask
-from sgqn_robot.checkpoint import build_agent, load_checkpoint
+from sgqn_robot.checkpoint import build_agent, load_checkpoint, read_config
 from sgqn_robot.evaluate import EVAL_SEED, check_splits, env_kwargs
 
 METRICS = ("iou", "action_change", "q_change")
@@ -90,6 +90,13 @@ def shift(
     return out
 
 
+def _row(name: str, r: dict[str, dict[str, float]], splits: list[str]) -> str:
+    cells = [
+        f"{r[s]['iou']:.2f} / {r[s]['action_change']:.2f} / {r[s]['q_change']:+.1f}" for s in splits
+    ]
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -101,15 +108,17 @@ def main() -> None:
     splits = args.splits.split(",")
     print(f"{args.episodes} episodes per split (the evaluation's seeds), every {args.every} steps")
     print("cells: mask IoU with train / action change / Q1 change\n")
-    print("| run | " + " | ".join(splits) + " |")
-    print("|---" * (len(splits) + 1) + "|")
+    header = " | ".join(splits) + " |\n" + "|---" * (len(splits) + 1) + "|"
+    print("| run | " + header)
+    by_agent: dict[str, list[dict[str, dict[str, float]]]] = {}
     for run in args.runs:
         r = shift(run, splits, args.episodes, args.every)
-        cells = [
-            f"{r[s]['iou']:.2f} / {r[s]['action_change']:.2f} / {r[s]['q_change']:+.1f}"
-            for s in splits
-        ]
-        print(f"| {run.name} | " + " | ".join(cells) + " |")
+        by_agent.setdefault(read_config(run)["agent"]["name"], []).append(r)
+        print(_row(run.name, r, splits), flush=True)
+    print("\n| agent (mean over its runs) | " + header)
+    for agent, runs in sorted(by_agent.items()):
+        mean = {s: {m: float(np.mean([r[s][m] for r in runs])) for m in METRICS} for s in splits}
+        print(_row(f"{agent} ({len(runs)})", mean, splits))
 
 
 if __name__ == "__main__":

@@ -446,14 +446,22 @@ def test_peg_probe_reports_where_each_episode_leaves_the_peg(tmp_path: Path) -> 
         probe.probe(run(tmp_path / "reach"), "train", episodes=1)
 
 
-def test_saliency_shift_compares_each_split_on_trains_own_states(tmp_path: Path) -> None:
-    shift = _bench("saliency_shift").shift
+def test_saliency_shift_compares_each_split_on_trains_own_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    bench = _bench("saliency_shift")
+    shift = bench.shift
     r = shift(run(tmp_path / "reach"), ["train", "test1"], episodes=1, every=10)
     # train against itself: same seed, same states, same pixels -> identical masks and values
     assert r["train"] == pytest.approx({"iou": 1.0, "action_change": 0.0, "q_change": 0.0})
     assert 0.0 <= r["test1"]["iou"] < 1.0 and r["test1"]["action_change"] > 0.0
     with pytest.raises(ConfigError, match="unknown split 'test9'"):
         shift(tmp_path / "reach", ["test9"], episodes=1)
+    argv = ["saliency_shift", str(tmp_path / "reach"), "--splits", "train", "--every", "25"]
+    monkeypatch.setattr(sys, "argv", argv + ["--episodes", "1"])
+    bench.main()
+    table = capsys.readouterr().out.split("| agent (mean over its runs) |")[1]
+    assert re.search(r"\| sgqn \(1\) \| 1\.00 / 0\.00 / [+-]0\.0 \|", table)
 
 
 def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
