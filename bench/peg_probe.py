@@ -1,6 +1,6 @@
 """Peg-in-box probe: is a high return an insertion, or a peg held above the box?
 
-    python bench/peg_probe.py RUN_DIR [RUN_DIR ...] [--split train] [--episodes 10]
+    python bench/peg_probe.py RUN_OR_CHECKPOINT_DIR [...] [--split train] [--episodes 10]
 
 The spec's reward pays 10 - 20*d_xyz per step once the peg is within 5 cm (xy) of the box
 opening, so a peg held ~10 cm above the rim earns ~8 of the ~10 per step an inserted one does:
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sgqn_robot.envs.peg_in_box import NEAR_DIST
 
-from sgqn_robot.checkpoint import load_policy
+from sgqn_robot.checkpoint import checkpoint_dir, load_policy
 from sgqn_robot.evaluate import Evaluator, env_kwargs
 
 
@@ -65,6 +65,7 @@ def probe(run_dir: Path, split: str, episodes: int) -> dict[str, float]:
         "success": summary["success_rate"],
         "near_steps": float(np.mean(trace.near_steps)),
         "height_cm": 100 * float(np.median(trace.heights)),
+        "step": policy.step,
     }
 
 
@@ -76,13 +77,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"split {args.split}, {args.episodes} episodes per run (the evaluation's seeds)\n")
-    print("| run | return | success | steps paid the bonus (of 50) | final peg height over rim |")
-    print("|---|---|---|---|---|")
+    columns = ["run", "env steps", "return", "success", "steps paid the bonus (of 50)"]
+    print("| " + " | ".join([*columns, "final peg height over rim"]) + " |")
+    print("|---" * (len(columns) + 1) + "|")
     for run in args.runs:
         r = probe(run, args.split, args.episodes)
+        name = checkpoint_dir(run).parent.parent.name
         print(
-            f"| {run.name} | {r['return']:.1f} | {r['success']:.0%} | {r['near_steps']:.1f} "
-            f"| {r['height_cm']:+.1f} cm (median) |"
+            f"| {name} | {r['step']} | {r['return']:.1f} | {r['success']:.0%} "
+            f"| {r['near_steps']:.1f} | {r['height_cm']:+.1f} cm (median) |"
         )
 
 

@@ -442,6 +442,7 @@ def test_peg_probe_reports_where_each_episode_leaves_the_peg(tmp_path: Path) -> 
     r = probe.probe(peg, "train", episodes=2)
     assert 0.0 <= r["success"] <= 1.0 and 0.0 <= r["near_steps"] <= 50.0
     assert -10.0 < r["height_cm"] < 40.0  # box floor to the top of the mocap workspace
+    assert r["step"] == 60  # the run's latest checkpoint
     with pytest.raises(SystemExit, match="reach run; pass peg_in_box runs"):
         probe.probe(run(tmp_path / "reach"), "train", episodes=1)
 
