@@ -25,7 +25,7 @@ import torch
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS, make_env
 
 from sgqn_robot.agents.saliency import attribution, attribution_mask
-from sgqn_robot.checkpoint import build_agent, load_checkpoint, read_config
+from sgqn_robot.checkpoint import build_agent, checkpoint_label, load_checkpoint, read_config
 from sgqn_robot.evaluate import EVAL_SEED, check_splits, env_kwargs
 
 METRICS = ("iou", "action_change", "q_change")
@@ -114,7 +114,7 @@ def main() -> None:
     for run in args.runs:
         r = shift(run, splits, args.episodes, args.every)
         by_agent.setdefault(read_config(run)["agent"]["name"], []).append(r)
-        print(_row(run.name, r, splits), flush=True)
+        print(_row(checkpoint_label(run), r, splits), flush=True)
     print("\n| agent (mean over its runs) | " + header)
     for agent, runs in sorted(by_agent.items()):
         mean = {s: {m: float(np.mean([r[s][m] for r in runs])) for m in METRICS} for s in splits}

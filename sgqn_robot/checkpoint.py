@@ -119,6 +119,13 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path.resolve()
 
 
+def checkpoint_label(path: str | Path) -> str:
+    """'<run name> @ <step>': which run, and which of its checkpoints, a table row describes."""
+    ckpt = checkpoint_dir(path)
+    step = json.loads((ckpt / STATE_FILE).read_text())["step"]
+    return f"{ckpt.parent.parent.name} @ {step}"
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The resolved training config saved with a checkpoint."""
     return yaml.safe_load((checkpoint_dir(path) / CONFIG_FILE).read_text())

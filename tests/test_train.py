@@ -461,7 +461,8 @@ def test_saliency_shift_compares_each_split_on_trains_own_states(
     argv = ["saliency_shift", str(tmp_path / "reach"), "--splits", "train", "--every", "25"]
     monkeypatch.setattr(sys, "argv", argv + ["--episodes", "1"])
     bench.main()
-    table = capsys.readouterr().out.split("| agent (mean over its runs) |")[1]
+    runs, table = capsys.readouterr().out.split("| agent (mean over its runs) |")
+    assert "| reach @ 60 | 1.00 / 0.00 /" in runs  # run name @ its checkpoint's step
     assert re.search(r"\| sgqn \(1\) \| 1\.00 / 0\.00 / [+-]0\.0 \|", table)
 
 
