@@ -26,6 +26,7 @@ from sgqn_robot.envs import EPISODE_STEPS, SPLITS, make_env
 
 from sgqn_robot.agents.saliency import attribution, attribution_mask
 from sgqn_robot.checkpoint import build_agent, checkpoint_label, load_checkpoint, read_config
+from sgqn_robot.config import ConfigError
 from sgqn_robot.evaluate import EVAL_SEED, check_splits, env_kwargs
 
 METRICS = ("iou", "action_change", "q_change")
@@ -104,8 +105,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--every", type=int, default=5, help="compare every n-th step")
     args = parser.parse_args()
+    if args.episodes < 1 or args.every < 1:
+        parser.error("--episodes and --every must be >= 1")
     torch.set_num_threads(1)
     splits = args.splits.split(",")
+    try:
+        check_splits("--splits", splits)
+        for run in args.runs:
+            checkpoint_label(run)
+    except (ConfigError, FileNotFoundError) as e:
+        parser.error(str(e))
     print(f"{args.episodes} episodes per split (the evaluation's seeds), every {args.every} steps")
     print("cells: mask IoU with train / action change / Q1 change\n")
     header = " | ".join(splits) + " |\n" + "|---" * (len(splits) + 1) + "|"

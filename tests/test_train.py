@@ -464,6 +464,10 @@ def test_saliency_shift_compares_each_split_on_trains_own_states(
     runs, table = capsys.readouterr().out.split("| agent (mean over its runs) |")
     assert "| reach @ 60 | 1.00 / 0.00 /" in runs  # run name @ its checkpoint's step
     assert re.search(r"\| sgqn \(1\) \| 1\.00 / 0\.00 / [+-]0\.0 \|", table)
+    monkeypatch.setattr(sys, "argv", ["saliency_shift", str(tmp_path / "nothing-here")])
+    with pytest.raises(SystemExit):
+        bench.main()
+    assert f"no checkpoint at {tmp_path / 'nothing-here'}" in capsys.readouterr().err
 
 
 def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
