@@ -25,7 +25,7 @@ import torch
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS, make_env
 
 from sgqn_robot.agents.saliency import attribution, attribution_mask
-from sgqn_robot.checkpoint import build_agent, checkpoint_label, load_checkpoint, read_config
+from sgqn_robot.checkpoint import checkpoint_label, load_agent, read_config
 from sgqn_robot.config import ConfigError
 from sgqn_robot.evaluate import EVAL_SEED, check_splits, env_kwargs
 
@@ -49,9 +49,7 @@ def shift(
 ) -> dict[str, dict[str, float]]:
     """Mean mask IoU, action change and Q1 change of each split against train (same states)."""
     check_splits("--splits", splits)
-    ckpt = load_checkpoint(run_dir)
-    agent = build_agent(ckpt.config, ckpt.state, torch.device("cpu"))
-    agent.load_state_dict(ckpt.agent)
+    agent, ckpt = load_agent(run_dir)
     actor, critic = agent.actor_module().eval(), agent.critic
     quantile = agent.cfg.mask_quantile
     kwargs, task = env_kwargs(ckpt.config), ckpt.config["task"]

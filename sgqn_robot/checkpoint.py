@@ -156,11 +156,17 @@ def build_agent(config: Mapping[str, Any], state: Mapping[str, Any], device: tor
     )
 
 
-def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Policy:
-    """Actor (and SGQN's attribution predictor) of a run's latest or a given checkpoint."""
+def load_agent(path: str | Path, device: str | torch.device = "cpu"):
+    """(agent with the checkpoint's weights, the checkpoint) for a run or checkpoint dir."""
     ckpt = load_checkpoint(path, map_location=device)
     agent = build_agent(ckpt.config, ckpt.state, torch.device(device))
     agent.load_state_dict(ckpt.agent)
+    return agent, ckpt
+
+
+def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Policy:
+    """Actor (and SGQN's attribution predictor) of a run's latest or a given checkpoint."""
+    agent, ckpt = load_agent(path, device)
     predictor = agent.predictor_module()
     return Policy(
         actor=agent.actor_module().eval(),

@@ -209,13 +209,10 @@ def evaluate_run(
     drawn = saliency_splits(splits, saliency_split_names)
     require_positive_ints({"episodes": episodes}, ["episodes"])
     from sgqn_robot.agents import resolve_device
-    from sgqn_robot.checkpoint import build_agent, load_checkpoint
+    from sgqn_robot.checkpoint import load_agent
     from sgqn_robot.saliency_figure import save_saliency_grid
 
-    dev = resolve_device(device)
-    ckpt = load_checkpoint(run, map_location=dev)
-    agent = build_agent(ckpt.config, ckpt.state, dev)
-    agent.load_state_dict(ckpt.agent)
+    agent, ckpt = load_agent(run, resolve_device(device))
     step = int(ckpt.state["step"])
     tag = tag or f"eval_step_{step:07d}"
     evaluator = Evaluator(ckpt.config["task"], env_kwargs(ckpt.config), splits)
