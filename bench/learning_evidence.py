@@ -196,6 +196,14 @@ def _wall_clock(run: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(steps), np.array(secs)
 
 
+def _final_json(run: Path) -> Path:
+    """A run's final evaluation: `<run>/eval/final.json` in a run dir, `<run>/final.json` in the
+    copies kept under docs/evidence (config, metrics and final evaluation only), so the tables
+    in docs/RESULTS.md can be regenerated from what the repository holds."""
+    in_run = run / "eval" / "final.json"
+    return in_run if in_run.is_file() else run / "final.json"
+
+
 def _eval_curve(run: Path, last: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(eval steps, train-split return, mean return over test1-5) from the in-training evals,
     up to step `last`."""
@@ -211,16 +219,19 @@ def _eval_curve(run: Path, last: float) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _eval_table(task: str, runs: dict[str, list[Path]]) -> list[str]:
     """Markdown: the in-training evaluations side by side at equal env steps, per agent
     "train / mean of test1-5 (minutes of training to that step)" averaged over seeds (only steps
-    every seed of the agent reached)."""
+    every seed of the agent reached; minutes over the runs whose TensorBoard events are there)."""
     table: dict[int, dict[str, str]] = defaultdict(dict)
     for agent, agent_runs in runs.items():
         curves = [_eval_curve(run, np.inf) for run in agent_runs]
-        clocks = [_wall_clock(run) for run in agent_runs]
+        clocks = [c for c in map(_wall_clock, agent_runs) if len(c[0])]
         for step in sorted(set.intersection(*(set(c[0].tolist()) for c in curves))):
             train = np.mean([c[1][c[0] == step][0] for c in curves])
             test = np.mean([c[2][c[0] == step][0] for c in curves])
-            minutes = np.mean([np.interp(step, ws, secs) / 60 for ws, secs in clocks])
-            table[step][agent] = f"{train:.1f} / {test:.1f} ({minutes:.1f} min)"
+            cell = f"{train:.1f} / {test:.1f}"
+            if clocks:
+                minutes = np.mean([np.interp(step, ws, secs) / 60 for ws, secs in clocks])
+                cell += f" ({minutes:.1f} min)"
+            table[step][agent] = cell
     agents = list(runs)
     lines = [
         f"\n### {task}: in-training evaluation, train / mean of test1-5 (minutes of training; "
@@ -283,7 +294,7 @@ def report(args: argparse.Namespace) -> None:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         key = (cfg["task"], cfg["agent"]["name"])
         curves[key].append(run)
-        final = run / "eval" / "final.json"
+        final = _final_json(run)
         if final.is_file():
             finals[key].append(json.loads(final.read_text()) | {"seed": cfg["seed"]})
 
@@ -312,9 +323,9 @@ def report(args: argparse.Namespace) -> None:
             lines.append(f"| {split} | " + " | ".join(cells) + " |")
         steps = {
             a: [
-                json.loads((r / "eval" / "final.json").read_text())["step"]
+                json.loads(_final_json(r).read_text())["step"]
                 for r in curves[(task, a)]
-                if (r / "eval" / "final.json").is_file()
+                if _final_json(r).is_file()
             ]
             for a in agents
         }
@@ -334,7 +345,7 @@ def report(args: argparse.Namespace) -> None:
         agents = sorted(a for t, a in curves if t == task)
         for agent in agents:
             for i, run in enumerate(curves[(task, agent)]):
-                final = run / "eval" / "final.json"
+                final = _final_json(run)
                 last = json.loads(final.read_text())["step"] if final.is_file() else np.inf
                 s, v = _read_metrics(run).get("train/episode_return", ([], []))
                 keep = np.asarray(s) <= last  # the killed tail past the checkpoint is not kept
@@ -383,9 +394,18 @@ def report(args: argparse.Namespace) -> None:
             xlabel="env steps",
         )
         axes[3].set(title="final policy, mean return per split (seeds averaged)")
+        if not axes[1].lines:
+            axes[1].text(
+                0.5,
+                0.5,
+                "no TensorBoard events in these run dirs",
+                ha="center",
+                transform=axes[1].transAxes,
+            )
         for ax in axes:
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
         fig.tight_layout()
         path = args.images / f"{args.prefix}curves_{task}.png"
         fig.savefig(path, dpi=90)

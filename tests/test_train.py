@@ -486,3 +486,20 @@ def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
     assert runs == ["reach-drq-s1", "reach-drq-s2"], out
     returns = [metrics(tmp_path / r)[0] for r in runs]
     assert returns[0] != returns[1]  # different seeds, different episodes
+
+
+def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_evidence(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """docs/evidence keeps each run's config, metrics and final evaluation (no TensorBoard
+    events, no checkpoints); `report` over those copies must print the table RESULTS.md shows."""
+    le = _bench("learning_evidence")
+    evidence = ROOT / "docs" / "evidence" / "cpu_fast"
+    le.report(argparse.Namespace(out=evidence, images=tmp_path, prefix="", seeds=""))
+    printed = capsys.readouterr().out
+    results = (ROOT / "docs" / "RESULTS.md").read_text()
+    rows = [line for line in printed.splitlines() if line.startswith("| ")]
+    table = [r for r in rows if r.startswith(("| train |", "| test3 |", "| test mean |"))]
+    assert len(table) == 3 and all(r in results for r in table)
+    assert "| 10000 | 29.2 / -41.4 | 43.9 / -40.2 | 43.7 / -7.6 |" in rows  # no minutes: no events
+    assert (tmp_path / "curves_reach.png").stat().st_size > 10_000
