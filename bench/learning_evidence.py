@@ -10,6 +10,9 @@
     python bench/learning_evidence.py report --out runs/evidence --images docs/images
     # the same over some seeds only, e.g. while the others still run:
     python bench/learning_evidence.py report --out runs/evidence --seeds 1 --prefix s1_
+    # keep what `report` reads (config, metrics, final evaluation, TensorBoard scalars; no
+    # checkpoints or replay) in the repository; `report --out docs/evidence/cpu` then works too:
+    python bench/learning_evidence.py keep --out runs/evidence --to docs/evidence/cpu
 
 Each run is a plain `sgqn-train` run dir (`<out>/<task>-<agent>-s<seed>`); this script only
 schedules them, so every number can be reproduced with the trainer's own commands. A run that is
@@ -219,16 +222,17 @@ def _eval_curve(run: Path, last: float) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _eval_table(task: str, runs: dict[str, list[Path]]) -> list[str]:
     """Markdown: the in-training evaluations side by side at equal env steps, per agent
     "train / mean of test1-5 (minutes of training to that step)" averaged over seeds (only steps
-    every seed of the agent reached; minutes over the runs whose TensorBoard events are there)."""
+    every seed of the agent reached; minutes only where every run's TensorBoard events are there)."""
     table: dict[int, dict[str, str]] = defaultdict(dict)
     for agent, agent_runs in runs.items():
         curves = [_eval_curve(run, np.inf) for run in agent_runs]
-        clocks = [c for c in map(_wall_clock, agent_runs) if len(c[0])]
+        clocks = [_wall_clock(run) for run in agent_runs]
+        timed = all(len(ws) for ws, _ in clocks)  # minutes only where every seed has them
         for step in sorted(set.intersection(*(set(c[0].tolist()) for c in curves))):
             train = np.mean([c[1][c[0] == step][0] for c in curves])
             test = np.mean([c[2][c[0] == step][0] for c in curves])
             cell = f"{train:.1f} / {test:.1f}"
-            if clocks:
+            if timed:
                 minutes = np.mean([np.interp(step, ws, secs) / 60 for ws, secs in clocks])
                 cell += f" ({minutes:.1f} min)"
             table[step][agent] = cell
@@ -412,6 +416,27 @@ def report(args: argparse.Namespace) -> None:
         print("wrote", path)
 
 
+def keep(args: argparse.Namespace) -> None:
+    """Copy each finished run's report inputs (a few hundred kB) to `args.to/<run name>/`."""
+    import shutil
+
+    for run in _runs(args.out):
+        final = _final_json(run)
+        if not final.is_file():
+            print(f"skipped {run.name}: no final evaluation (run `evaluate` first)")
+            continue
+        dest = args.to / run.name
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        for name in ("config.yaml", "metrics.csv"):
+            shutil.copy2(run / name, dest / name)
+        shutil.copy2(final, dest / "final.json")
+        if (run / "tb").is_dir():
+            shutil.copytree(run / "tb", dest / "tb")
+        print("kept", dest)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -439,8 +464,11 @@ def main() -> None:
     r.add_argument("--images", type=Path, default=Path("docs/images"))
     r.add_argument("--prefix", default="", help="file name prefix of the PNGs")
     r.add_argument("--seeds", default="", help="only these seeds, e.g. 1 or 1,2 (default: all)")
+    k = sub.add_parser("keep")
+    k.add_argument("--out", type=Path, required=True)
+    k.add_argument("--to", type=Path, required=True)
     args = p.parse_args()
-    {"train": train, "evaluate": evaluate, "report": report}[args.cmd](args)
+    {"train": train, "evaluate": evaluate, "report": report, "keep": keep}[args.cmd](args)
 
 
 if __name__ == "__main__":

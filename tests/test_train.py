@@ -503,3 +503,27 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
     assert len(table) == 3 and all(r in results for r in table)
     assert "| 10000 | 29.2 / -41.4 | 43.9 / -40.2 | 43.7 / -7.6 |" in rows  # no minutes: no events
     assert (tmp_path / "curves_reach.png").stat().st_size > 10_000
+
+
+def test_learning_evidence_keeps_only_what_the_report_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    le = _bench("learning_evidence")
+    kept = ROOT / "docs" / "evidence" / "cpu_fast" / "reach-sgqn-s1"
+    runs = tmp_path / "runs"
+    for name in ("reach-sgqn-s1", "reach-sgqn-s2"):
+        run = runs / name
+        (run / "eval").mkdir(parents=True)
+        (run / "checkpoints" / "step_000015000").mkdir(parents=True)
+        (run / "tb").mkdir()
+        for f in ("config.yaml", "metrics.csv"):
+            (run / f).write_bytes((kept / f).read_bytes())
+        (run / "tb" / "events.out.tfevents.1").write_bytes(b"x")
+    (runs / "reach-sgqn-s1" / "eval" / "final.json").write_bytes((kept / "final.json").read_bytes())
+    to = tmp_path / "evidence"
+    le.keep(argparse.Namespace(out=runs, to=to))
+    assert "skipped reach-sgqn-s2: no final evaluation" in capsys.readouterr().out
+    (dest,) = to.iterdir()
+    names = {p.relative_to(dest).as_posix() for p in dest.rglob("*")}
+    assert names == {"config.yaml", "metrics.csv", "final.json", "tb", "tb/events.out.tfevents.1"}
+    assert json.loads((dest / "final.json").read_text())["step"] == 15000
