@@ -454,7 +454,10 @@ def test_saliency_shift_compares_each_split_on_trains_own_states(
     shift = bench.shift
     r = shift(run(tmp_path / "reach"), ["train", "test1"], episodes=1, every=10)
     # train against itself: same seed, same states, same pixels -> identical masks and values
-    assert r["train"] == pytest.approx({"iou": 1.0, "action_change": 0.0, "q_change": 0.0})
+    # (up to float summation order: oneDNN may pick another kernel when the machine is loaded)
+    assert r["train"] == pytest.approx(
+        {"iou": 1.0, "action_change": 0.0, "q_change": 0.0}, abs=1e-5
+    )
     assert 0.0 <= r["test1"]["iou"] < 1.0 and r["test1"]["action_change"] > 0.0
     with pytest.raises(ConfigError, match="unknown split 'test9'"):
         shift(tmp_path / "reach", ["test9"], episodes=1)
