@@ -494,8 +494,9 @@ def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
 def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_evidence(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """docs/evidence keeps each run's config, metrics and final evaluation (no TensorBoard
-    events, no checkpoints); `report` over those copies must print the table RESULTS.md shows."""
+    """docs/evidence keeps each run's config, metrics and final evaluation (no checkpoints; the
+    TensorBoard events only from 2026-11-27 on); `report` over those copies must print the table
+    RESULTS.md shows."""
     le = _bench("learning_evidence")
     evidence = ROOT / "docs" / "evidence" / "cpu_fast"
     le.report(argparse.Namespace(out=evidence, images=tmp_path, prefix="", seeds=""))
