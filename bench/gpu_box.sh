@@ -1,40 +1,52 @@
 #!/usr/bin/env bash
-# Learning-evidence runs on a lent GPU machine (no network there). Carry `.device/` with the EGL
-# loader .debs (.device/gl) and the cp312 wheels this project needs beyond that machine's image
-# (.device/wheels: mujoco, gymnasium, hydra-core + joblib launcher, zarr, antlr4 4.9.3).
-#   bash bench/gpu_box.sh MINUTES [final]
+# Learning-evidence runs on a lent GPU machine (no network there). Carry `.gl` (the EGL loader
+# .debs: libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) and `.whl` (the cp312
+# wheels beyond that machine's image: mujoco 3.9.0, glfw, pyopengl, gymnasium 1.4.0,
+# farama-notifications, hydra-core 1.3.8, omegaconf 2.3.0, antlr4-python3-runtime 4.9.3,
+# hydra-joblib-launcher, zarr 3.1.5, donfig, numcodecs, google-crc32c).
+#   [GPU_TASKS=reach] [GPU_AGENTS=sac,svea,sgqn] [GPU_SEEDS=1,2] [GPU_PAPER=1] [GPU_THREADS=1] \
+#     bash bench/gpu_box.sh MINUTES [final [EPISODES]]
 # Trains (or resumes) the evidence runs under runs/gpu* for MINUTES, then packs their logs, eval
-# results and metrics into $OUT; with `final`, also evaluates every split and exports ONNX.
+# results and metrics into $OUT; with `final`, also evaluates every split (EPISODES each, default
+# 30) and exports the SGQN actors to ONNX.
 set -euo pipefail
 minutes=${1:?minutes}
-if ! python3 -c "import sgqn_robot.envs" 2>/dev/null; then
-  for f in .device/gl/*.deb; do dpkg -x "$f" /; done
+episodes=${3:-30}
+tasks=${GPU_TASKS:-reach,peg_in_box}
+agents=${GPU_AGENTS:-sac,svea,sgqn}
+seeds=${GPU_SEEDS:-1,2}
+threads=${GPU_THREADS:-1}
+if ! (cd /tmp && python3 -c "import sgqn_robot.envs") 2>/dev/null; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
-  python3 -m pip install -q --no-index --find-links .device/wheels mujoco==3.9.0 \
-    gymnasium==1.4.0 hydra-core==1.3.8 hydra-joblib-launcher zarr==3.1.5
+  python3 -m pip install -q --no-index --no-deps --no-compile .whl/*.whl
   python3 -m pip install -q --no-index --no-deps --no-build-isolation .
 fi
 export MUJOCO_GL=egl
+(cd /tmp && python3 -c "import torch, mujoco, sgqn_robot.envs; print('torch', torch.__version__, torch.cuda.get_device_name(0), 'mujoco', mujoco.__version__)")
+outs=(runs/gpu_fast)
 ev="python3 bench/learning_evidence.py"
-$ev train --out runs/gpu_fast --tasks reach,peg_in_box --agents sac,svea,sgqn --seeds 1,2 \
-  --encoder fast --device cuda --steps 250000 --eval-every 10000 --eval-episodes 10 \
-  --snapshot-every 2000 --minutes "$minutes" &
-$ev train --out runs/gpu_paper --tasks reach --agents sac,svea,sgqn --seeds 1 \
-  --encoder paper --device cuda --steps 250000 --eval-every 10000 --eval-episodes 10 \
-  --snapshot-every 2000 --minutes "$minutes" &
+$ev train --out runs/gpu_fast --tasks "$tasks" --agents "$agents" --seeds "$seeds" \
+  --encoder fast --device cuda --threads "$threads" --steps 250000 --eval-every 10000 \
+  --eval-episodes 10 --snapshot-every 2000 --minutes "$minutes" &
+if [ "${GPU_PAPER:-1}" = 1 ]; then
+  outs+=(runs/gpu_paper)
+  $ev train --out runs/gpu_paper --tasks reach --agents "$agents" --seeds 1 \
+    --encoder paper --device cuda --threads "$threads" --steps 250000 --eval-every 10000 \
+    --eval-episodes 10 --snapshot-every 2000 --minutes "$minutes" &
+fi
 wait
 if [ "${2:-}" = final ]; then
-  $ev evaluate --out runs/gpu_fast --episodes 30 &
-  $ev evaluate --out runs/gpu_paper --episodes 30 &
+  for d in "${outs[@]}"; do $ev evaluate --out "$d" --episodes "$episodes" & done
   wait
-  for d in runs/gpu_fast runs/gpu_paper; do
-    for r in "$d"/*-sgqn-s1; do
+  for d in "${outs[@]}"; do
+    for r in "$d"/*-sgqn-s*; do
       sgqn-export "$r" -o "$OUT/$(basename "$d")-$(basename "$r").onnx" || true
     done
   done
 fi
-for d in runs/gpu_fast runs/gpu_paper; do
+for d in "${outs[@]}"; do
   for log in "$d"/logs/*.log; do echo "== $log"; tail -n 4 "$log"; done
 done
-tar czf "$OUT/evidence.tgz" --exclude=replay.zarr --exclude=checkpoints runs/gpu_fast runs/gpu_paper
+tar czf "$OUT/evidence.tgz" --exclude=replay.zarr --exclude=checkpoints "${outs[@]}"
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
