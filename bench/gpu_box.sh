@@ -24,17 +24,16 @@ if ! (cd /tmp && python3 -c "import sgqn_robot.envs") 2>/dev/null; then
 fi
 export MUJOCO_GL=egl
 (cd /tmp && python3 -c "import torch, mujoco, sgqn_robot.envs; print('torch', torch.__version__, torch.cuda.get_device_name(0), 'mujoco', mujoco.__version__)")
-outs=(runs/gpu_fast)
 ev="python3 bench/learning_evidence.py"
-$ev train --out runs/gpu_fast --tasks "$tasks" --agents "$agents" --seeds "$seeds" \
-  --encoder fast --device cuda --threads "$threads" --steps 250000 --eval-every 10000 \
-  --eval-episodes 10 --snapshot-every 2000 --minutes "$minutes" &
-if [ "${GPU_PAPER:-1}" = 1 ]; then
-  outs+=(runs/gpu_paper)
-  $ev train --out runs/gpu_paper --tasks reach --agents "$agents" --seeds 1 \
-    --encoder paper --device cuda --threads "$threads" --steps 250000 --eval-every 10000 \
-    --eval-episodes 10 --snapshot-every 2000 --minutes "$minutes" &
-fi
+outs=()
+train_set() {  # OUT_DIR ENCODER TASKS SEEDS: one set of runs, in the background
+  outs+=("$1")
+  $ev train --out "$1" --encoder "$2" --tasks "$3" --seeds "$4" --agents "$agents" \
+    --device cuda --threads "$threads" --steps 250000 --eval-every 10000 --eval-episodes 10 \
+    --snapshot-every 2000 --minutes "$minutes" &
+}
+train_set runs/gpu_fast fast "$tasks" "$seeds"
+if [ "${GPU_PAPER:-1}" = 1 ]; then train_set runs/gpu_paper paper reach 1; fi
 wait
 if [ "${2:-}" = final ]; then
   for d in "${outs[@]}"; do $ev evaluate --out "$d" --episodes "$episodes" & done
