@@ -15,7 +15,7 @@ import numpy as np
 from . import scene, textures
 
 FIXED_TEST_SCENES: dict[str, tuple[tuple[float, float, float], str]] = {
-    # split: (colour of sky/wall, floor, pedestal and robot; table texture) - docs/ALGORITHM.md §4
+    # split: (colour of sky/wall, floor and pedestal; table texture) - docs/ALGORITHM.md §4
     "test1": ((1.0, 0.5, 1.0), "wood-tiles.png"),  # pink, patterned table top
     "test2": ((0.5, 0.9, 0.8), "carpet:dark"),  # teal, black carpet
     "test3": ((0.5, 0.1, 0.1), "concrete"),  # dark red, concrete
@@ -25,8 +25,10 @@ FIXED_TEST_SCENES: dict[str, tuple[tuple[float, float, float], str]] = {
 RANDOMIZED_SPLITS = ("color_easy", "color_hard", "texture", "lighting", "camera", "distractors")
 SPLITS: tuple[str, ...] = ("train", *FIXED_TEST_SCENES, *RANDOMIZED_SPLITS)
 
-# Materials the fixed test scenes recolour; the task objects (target, box, peg) keep theirs.
-RECOLOURED = ("floor", "wall", "pedestal", "robot")
+# Materials the fixed test scenes recolour. The robot and the task objects (target, box, peg)
+# keep their look, as in the paper's scene files, where the arm, gripper and finger textures stay
+# white in every test scene (docs/ALGORITHM.md §4); a recoloured robot is `color_hard`'s job.
+RECOLOURED = ("floor", "wall", "pedestal")
 # Distractors go on the table's sides, away from the reachable task area and the camera ray.
 DISTRACTOR_X = (-0.35, 0.15)
 DISTRACTOR_Y = (0.3, 0.42)

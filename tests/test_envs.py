@@ -116,6 +116,24 @@ def test_fixed_test_scenes_change_looks_not_layout(env_factory) -> None:
         np.testing.assert_allclose(info["eef_pos"], pinfo["eef_pos"], atol=1e-6)
 
 
+def test_fixed_test_scenes_keep_robot_and_task_colours(env_factory) -> None:
+    """As in the paper's scene files: sky/wall, floor and pedestal take the split's colour; the
+    robot (arm, gripper, fingers) and the task objects look as they do in training."""
+
+    def rgba(env: gym.Env, name: str) -> np.ndarray:
+        model = env.unwrapped.model
+        return model.mat_rgba[model.material(f"mat_{name}").id].copy()
+
+    base = env_factory("peg_in_box", "train")
+    kept = ("robot", "robot_dark", "target", "box", "peg")
+    for split, (colour, _) in FIXED_TEST_SCENES.items():
+        env = env_factory("peg_in_box", split)
+        for name in kept:
+            np.testing.assert_array_equal(rgba(env, name), rgba(base, name), err_msg=name)
+        for name in ("floor", "wall", "pedestal"):
+            np.testing.assert_allclose(rgba(env, name)[:3], colour, err_msg=name)
+
+
 def test_frame_stack_oldest_first(env_factory) -> None:
     env = env_factory("reach", frame_stack=3)
     obs, _ = env.reset(seed=0)
