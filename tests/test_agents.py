@@ -64,6 +64,18 @@ def test_make_agent_rejects_unknown_names_listing_choices() -> None:
         make_agent({"name": "sac"}, {"preset": "paper"}, OBS, 3, "cpu")
 
 
+def test_encoder_decoder_channels_set_sgqn_decoder_widths() -> None:
+    torch.manual_seed(0)
+    enc = {"preset": "fast", "decoder_channels": [16, 8]}
+    agent = make_agent({"name": "sgqn", **SMALL}, enc, OBS, 3, "cpu")
+    assert (agent.predictor.conv1.out_channels, agent.predictor.conv2.out_channels) == (16, 8)
+    metrics = agent.update(_batch(0), step=2)
+    assert np.isfinite(metrics["aux_loss"])
+    assert _agent("sgqn").predictor.conv1.out_channels == 32  # null/absent: the preset's
+    with pytest.raises(ValueError, match="two positive integers"):
+        make_agent({"name": "sgqn"}, {"preset": "fast", "decoder_channels": [16]}, OBS, 3, "cpu")
+
+
 def test_resolve_device() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"

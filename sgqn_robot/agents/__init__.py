@@ -49,6 +49,8 @@ def make_agent(
         preset: "paper"         paper = 11 convs at 84 px; fast = 4 convs (2 strided) at 64 px.
                                 The preset fixes the image size: obs_shape must be (3k, S, S).
         channels_last: True     NHWC activations (same math, ~2x faster CPU convs).
+        decoder_channels: None  [c1, c2] widths of SGQN's attribution decoder; None = the
+                                preset's (paper 128, 64; fast 32, 32).
 
     agent_cfg keys (defaults = the spec's manipulation settings; unknown keys raise ValueError):
         name: required          sac | drq | svea | sgqn
@@ -91,9 +93,21 @@ def make_agent(
     if preset_name not in PRESETS:
         raise ValueError(f"unknown encoder preset {preset_name!r}; choose from {sorted(PRESETS)}")
     channels_last = bool(enc.pop("channels_last", True))
+    decoder = enc.pop("decoder_channels", None)
     if enc:
-        raise ValueError(f"unknown encoder config keys {sorted(enc)}; valid: preset, channels_last")
+        raise ValueError(
+            f"unknown encoder config keys {sorted(enc)}; valid: preset, channels_last, "
+            "decoder_channels"
+        )
     preset = PRESETS[preset_name]
+    if decoder is not None:
+        decoder = tuple(decoder)
+        if len(decoder) != 2 or not all(isinstance(n, int) and n > 0 for n in decoder):
+            raise ValueError(
+                f"encoder.decoder_channels must be two positive integers [c1, c2] (or null for "
+                f"the preset's {list(preset.decoder_channels)}), got {list(decoder)}"
+            )
+        preset = dataclasses.replace(preset, decoder_channels=decoder)
     c, h, w = obs_shape
     if c % 3 or (h, w) != (preset.image_size, preset.image_size):
         raise ValueError(
