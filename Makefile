@@ -34,6 +34,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/env_throughput.py
 	$(BIN)/python bench/update_throughput.py
+	$(BIN)/python bench/malloc_reuse.py
 	$(BIN)/python bench/runner_latency.py
 
 # Learning evidence (hours): resumable slices; run again to continue. EVIDENCE_MINUTES per slice.

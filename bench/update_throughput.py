@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sgqn_robot.agents import AGENTS, PRESETS, make_agent
 from sgqn_robot.agents.networks import EncoderPreset
+from sgqn_robot.malloc_reuse import keep_freed_memory
 from sgqn_robot.replay import Batch
 
 # The goal from the reference implementation's cost on this machine type (6.45-6.82 s/update).
@@ -141,7 +142,14 @@ def main() -> None:
     parser.add_argument(
         "--fast-candidates", action="store_true", help="also time the trunks FAST_CANDIDATES lists"
     )
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="raise glibc's mmap/trim thresholds first, as sgqn-train does (bench/malloc_reuse.py)",
+    )
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        keep_freed_memory()
     if args.fast_candidates:
         PRESETS.update(FAST_CANDIDATES)
         args.presets += list(FAST_CANDIDATES)

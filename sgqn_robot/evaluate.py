@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS
+from sgqn_robot.malloc_reuse import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ def evaluate_run(
 def _app(cfg: DictConfig) -> None:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
+    keep_freed_memory()  # see sgqn_robot/malloc_reuse.py
     plain = to_plain(cfg)
     try:
         evaluate_run(

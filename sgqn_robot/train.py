@@ -55,6 +55,7 @@ from sgqn_robot.evaluate import (
 )
 from sgqn_robot.graceful_stop import stop_on_signal
 from sgqn_robot.logger import Logger
+from sgqn_robot.malloc_reuse import keep_freed_memory
 from sgqn_robot.replay import ReplayBuffer
 from sgqn_robot.saliency_figure import save_saliency_grid
 
@@ -185,6 +186,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         cleanup.callback(logging.getLogger().removeHandler, log_file)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
+        keep_freed_memory()  # ~10% of an update's CPU time went to page faults otherwise
         device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
