@@ -20,6 +20,8 @@ stopped at the deadline gets SIGTERM, so it checkpoints at its episode end and e
 after `GRACE_S` seconds; then it loses the steps since its last checkpoint). A run is resumed
 when it has a checkpoint; a run dir without one (killed before its first checkpoint) is moved to
 `<out>/stale/` and the run starts afresh. Runs that exit non-zero are listed at the end.
+`report` reads any run dirs (also ones made by plain `sgqn-train`); a run whose agent or encoder
+settings differ from the defaults (an ablation, a sweep) gets its own column, labelled with them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,31 @@ SUMMARY_ROWS = {
 def _script(name: str) -> str:
     """A console script of this environment (installed beside the interpreter)."""
     return str(Path(sys.executable).parent / name)
+
+
+@cache
+def _defaults(agent: str, preset: str) -> dict:
+    """The agent and encoder settings `sgqn-train agent=<agent> encoder=<preset>` starts from."""
+    from sgqn_robot.config import compose_config, to_plain
+
+    cfg = to_plain(compose_config("train", [f"agent={agent}", f"encoder={preset}"]))
+    return {"agent": cfg["agent"], "encoder": cfg["encoder"]}
+
+
+def _variant(cfg: dict) -> str:
+    """A run's column in the tables: the agent's name plus each agent / encoder setting that
+    differs from that agent's and preset's defaults, e.g. `sgqn agent.mask_quantile=0.9`. Runs
+    of a hyper-parameter sweep are reported per value, not averaged together as seeds. Keys a
+    run's config lacks (configs older than a key) count as the default."""
+    name = cfg["agent"]["name"]
+    defaults = _defaults(name, cfg["encoder"]["preset"])
+    changed = [
+        f"{group}.{key}={value}"
+        for group in ("agent", "encoder")
+        for key, value in cfg[group].items()
+        if key in defaults[group] and value != defaults[group][key]
+    ]
+    return " ".join([name, *changed])
 
 
 def _runs(out: Path, seeds: set[int] | None = None) -> list[Path]:
@@ -164,9 +191,11 @@ def evaluate(args: argparse.Namespace) -> None:
 
 @cache  # the tables and the curves both read each run
 def _read_metrics(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """tag -> (steps, values) from the run's long-format metrics.csv."""
+    """tag -> (steps, values) from the run's long-format metrics.csv; empty where the run has
+    none (the earliest kept evidence sets hold only config and final evaluation)."""
     rows: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for line in (run / "metrics.csv").read_text().splitlines()[1:]:
+    path = run / "metrics.csv"
+    for line in path.read_text().splitlines()[1:] if path.is_file() else []:
         step, tag, value = line.split(",")
         rows[tag].append((int(step), float(value)))
     return {t: (np.array([s for s, _ in r]), np.array([v for _, v in r])) for t, r in rows.items()}
@@ -296,7 +325,7 @@ def report(args: argparse.Namespace) -> None:
     seeds = {int(s) for s in args.seeds.split(",")} if args.seeds else None
     for run in _runs(args.out, seeds):
         cfg = yaml.safe_load((run / "config.yaml").read_text())
-        key = (cfg["task"], cfg["agent"]["name"])
+        key = (cfg["task"], _variant(cfg))
         curves[key].append(run)
         final = _final_json(run)
         if final.is_file():
@@ -359,7 +388,7 @@ def report(args: argparse.Namespace) -> None:
                 k = max(1, len(v) // 40)
                 smooth = np.convolve(v, np.ones(k) / k, mode="valid")
                 kw = {
-                    "color": colors.get(agent, "C4"),
+                    "color": colors.get(agent, f"C{4 + agents.index(agent)}"),
                     "alpha": 0.8,
                     "label": agent if i == 0 else None,
                 }
@@ -381,7 +410,7 @@ def report(args: argparse.Namespace) -> None:
                 np.arange(len(splits)) + j * width,
                 means,
                 width,
-                color=colors.get(agent, "C4"),
+                color=colors.get(agent, f"C{4 + j}"),
                 label=agent,
             )
         axes[3].set_xticks(

@@ -510,6 +510,31 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
     assert (tmp_path / "curves_reach.png").stat().st_size > 10_000
 
 
+def test_learning_evidence_reports_hyper_parameter_variants_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Runs of one agent with other settings (an ablation, a sweep) get their own column instead
+    of being averaged in as extra seeds; a kept run without metrics.csv still reports."""
+    le = _bench("learning_evidence")
+    kept = ROOT / "docs" / "evidence" / "paper_scenes_15k" / "reach-sgqn-s3"
+    for name, quantile in (("reach-sgqn-s3", None), ("reach-sgqn-q90-s3", 0.9)):
+        run = tmp_path / name
+        run.mkdir()
+        cfg = yaml.safe_load((kept / "config.yaml").read_text())
+        if quantile is not None:
+            cfg["agent"]["mask_quantile"] = quantile
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (run / "final.json").write_bytes((kept / "final.json").read_bytes())
+        if quantile is None:
+            (run / "metrics.csv").write_bytes((kept / "metrics.csv").read_bytes())
+    le.report(argparse.Namespace(out=tmp_path, images=tmp_path / "img", prefix="", seeds=""))
+    printed = capsys.readouterr().out
+    assert "| split | sgqn | sgqn agent.mask_quantile=0.9 |" in printed
+    (test_mean,) = [r for r in printed.splitlines() if r.startswith("| test mean |")]
+    assert test_mean.count("± 0.0") == 2  # one run per column, not two seeds of one
+    assert le._variant(yaml.safe_load((kept / "config.yaml").read_text())) == "sgqn"
+
+
 def test_learning_evidence_keeps_only_what_the_report_reads(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
