@@ -16,8 +16,9 @@ import ctypes
 # mallopt parameter numbers from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# glibc refuses mmap thresholds above 32 MiB on 64-bit (HEAP_MAX_SIZE / 2); larger blocks are
-# rare here (the paper preset's largest activation at batch 128 is ~29 MB).
+# glibc refuses mmap thresholds above 32 MiB on 64-bit (HEAP_MAX_SIZE / 2). Every `fast`-preset
+# buffer at batch 128 is below it; the `paper` preset's largest (SVEA's 2B-batch first conv,
+# SGQN's decoder at 42 px, ~55-58 MB) are still mapped and unmapped each update.
 MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2**30  # keep up to 1 GiB of free heap top before giving memory back
 
