@@ -4,6 +4,10 @@
     # run it again with the same --out to resume every run from its last checkpoint:
     python bench/learning_evidence.py train --out runs/evidence --tasks reach \
         --agents sac,svea,sgqn --seeds 1,2 --encoder fast --steps 100000 --minutes 50
+    # an ablation: one arm per --variant (NAME alone = the defaults), same seeds and budget:
+    python bench/learning_evidence.py train --out runs/ablation --agents sgqn --seeds 3 \
+        --steps 15000 --variant base --variant aux1 agent.aux_update_freq=1 \
+        --variant q90 agent.mask_quantile=0.9
     # evaluate each run's latest checkpoint on every split (30 episodes), in parallel:
     python bench/learning_evidence.py evaluate --out runs/evidence --episodes 30
     # tables (markdown) + learning curves (PNG) from what the runs wrote:
@@ -27,6 +31,7 @@ settings differ from the defaults (an ablation, a sweep) gets its own column, la
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -152,29 +157,38 @@ def _set_aside(run: Path) -> None:
 
 def train(args: argparse.Namespace) -> None:
     cmds = []
-    for task in args.tasks.split(","):
-        for agent in args.agents.split(","):
-            for seed in args.seeds.split(","):
-                run = args.out / f"{task}-{agent}-s{seed}"
-                cmd = [_script("sgqn-train"), f"run_dir={run}"]
-                if _has_checkpoint(run):
-                    cmd += ["resume=true"]
-                else:
-                    _set_aside(run)
-                    cmd += [
-                        f"task={task}",
-                        f"agent={agent}",
-                        f"encoder={args.encoder}",
-                        f"seed={seed}",
-                        f"device={args.device}",
-                        f"threads={args.threads}",
-                        f"num_train_steps={args.steps}",
-                        f"eval_every={args.eval_every}",
-                        f"eval_episodes={args.eval_episodes}",
-                        f"snapshot_every={args.snapshot_every}",
-                        *args.extra,
-                    ]
-                cmds.append((cmd, args.out / "logs" / f"{run.name}.log"))
+    variants = {v[0]: v[1:] for v in args.variant} if args.variant else {"": []}
+    names = [v[0] for v in args.variant or []]
+    bad = [n for n in names if "=" in n or "/" in n or names.count(n) > 1]
+    if bad:
+        sys.exit(
+            f"--variant {bad[0]}: each arm needs its own name (no '=' or '/'), then its "
+            "overrides, e.g. --variant q90 agent.mask_quantile=0.9"
+        )
+    for task, agent, (variant, overrides), seed in itertools.product(
+        args.tasks.split(","), args.agents.split(","), variants.items(), args.seeds.split(",")
+    ):
+        run = args.out / "-".join(filter(None, (task, agent, variant, f"s{seed}")))
+        cmd = [_script("sgqn-train"), f"run_dir={run}"]
+        if _has_checkpoint(run):
+            cmd += ["resume=true"]
+        else:
+            _set_aside(run)
+            cmd += [
+                f"task={task}",
+                f"agent={agent}",
+                f"encoder={args.encoder}",
+                f"seed={seed}",
+                f"device={args.device}",
+                f"threads={args.threads}",
+                f"num_train_steps={args.steps}",
+                f"eval_every={args.eval_every}",
+                f"eval_episodes={args.eval_episodes}",
+                f"snapshot_every={args.snapshot_every}",
+                *args.extra,
+                *overrides,
+            ]
+        cmds.append((cmd, args.out / "logs" / f"{run.name}.log"))
     _parallel(cmds, args.jobs or len(cmds), args.minutes)
 
 
@@ -483,6 +497,14 @@ def main() -> None:
     t.add_argument("--snapshot-every", type=int, default=2_000)
     t.add_argument("--minutes", type=float, default=None)
     t.add_argument("--jobs", type=int, default=0, help="parallel runs (0 = all)")
+    t.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        metavar=("NAME", "OVERRIDE"),
+        help="an ablation arm: run dirs <task>-<agent>-NAME-s<seed> with these sgqn-train "
+        "overrides (repeat for several arms; NAME alone = the defaults)",
+    )
     t.add_argument("extra", nargs="*", help="more sgqn-train overrides for new runs")
     e = sub.add_parser("evaluate")
     e.add_argument("--out", type=Path, required=True)

@@ -388,7 +388,7 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
     args = argparse.Namespace(
         out=out, tasks="reach", agents="sac", seeds="1,2,3", encoder="fast", device="cpu",
         threads=1, steps=100, eval_every=50, eval_episodes=1, snapshot_every=50, extra=[],
-        jobs=1, minutes=None,
+        jobs=1, minutes=None, variant=None,
     )  # fmt: skip
     le.train(args)
     cmds = {Path(c[1].removeprefix("run_dir=")).name: c for c, _ in planned}
@@ -399,6 +399,29 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
     (stale,) = (out / "stale").iterdir()
     assert stale.name.startswith("reach-sac-s1-") and (stale / "metrics.csv").is_file()
     assert le.ALL_SPLITS[:2] == ("train", "test1") and len(le.ALL_SPLITS) == 12
+
+
+def test_learning_evidence_trains_one_run_dir_per_ablation_arm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    le = _bench("learning_evidence")
+    planned = []
+    monkeypatch.setattr(le, "_parallel", lambda cmds, jobs, minutes: planned.extend(cmds))
+    args = argparse.Namespace(
+        out=tmp_path, tasks="reach", agents="sgqn", seeds="3,4", encoder="fast", device="cpu",
+        threads=1, steps=100, eval_every=50, eval_episodes=1, snapshot_every=50,
+        extra=["eval_splits=[train,test1]"], jobs=1, minutes=None,
+        variant=[["base"], ["q90", "agent.mask_quantile=0.9"]],
+    )  # fmt: skip
+    le.train(args)
+    cmds = {Path(c[1].removeprefix("run_dir=")).name: c for c, _ in planned}
+    assert sorted(cmds) == [f"reach-sgqn-{v}-s{s}" for v in ("base", "q90") for s in (3, 4)]
+    assert "agent.mask_quantile=0.9" in cmds["reach-sgqn-q90-s4"]
+    assert "eval_splits=[train,test1]" in cmds["reach-sgqn-q90-s4"]
+    assert not any("mask_quantile" in o for o in cmds["reach-sgqn-base-s3"])
+    args.variant = [["q90", "agent.mask_quantile=0.9"], ["q90", "agent.mask_quantile=0.8"]]
+    with pytest.raises(SystemExit, match="--variant q90: each arm needs its own name"):
+        le.train(args)
 
 
 def test_learning_evidence_report_keeps_only_the_seeds_asked_for(tmp_path: Path) -> None:
