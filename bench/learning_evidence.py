@@ -157,16 +157,16 @@ def _set_aside(run: Path) -> None:
 
 def train(args: argparse.Namespace) -> None:
     cmds = []
-    variants = {v[0]: v[1:] for v in args.variant} if args.variant else {"": []}
-    names = [v[0] for v in args.variant or []]
+    arms = args.variant or [[""]]  # [name, *overrides] per arm; one unnamed arm by default
+    names = [arm[0] for arm in arms]
     bad = [n for n in names if "=" in n or "/" in n or names.count(n) > 1]
     if bad:
         sys.exit(
             f"--variant {bad[0]}: each arm needs its own name (no '=' or '/'), then its "
             "overrides, e.g. --variant q90 agent.mask_quantile=0.9"
         )
-    for task, agent, (variant, overrides), seed in itertools.product(
-        args.tasks.split(","), args.agents.split(","), variants.items(), args.seeds.split(",")
+    for task, agent, (variant, *overrides), seed in itertools.product(
+        args.tasks.split(","), args.agents.split(","), arms, args.seeds.split(",")
     ):
         run = args.out / "-".join(filter(None, (task, agent, variant, f"s{seed}")))
         cmd = [_script("sgqn-train"), f"run_dir={run}"]
