@@ -337,9 +337,16 @@ def report(args: argparse.Namespace) -> None:
     finals: dict[tuple[str, str], list[dict]] = defaultdict(list)
     curves: dict[tuple[str, str], list[Path]] = defaultdict(list)
     seeds = {int(s) for s in args.seeds.split(",")} if args.seeds else None
-    for run in _runs(args.out, seeds):
+    seen: dict[tuple[str, str, int], Path] = {}
+    for run in [run for out in args.out for run in _runs(out, seeds)]:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         key = (cfg["task"], _variant(cfg))
+        if (other := seen.setdefault((*key, cfg["seed"]), run)) != run:
+            raise SystemExit(
+                f"report: {other} and {run} are the same task, agent settings and seed "
+                f"({cfg['task']}, {key[1]}, seed {cfg['seed']}); they would be averaged as two "
+                "seeds. Report those dirs separately, or pass --seeds to pick other seeds."
+            )
         curves[key].append(run)
         final = _final_json(run)
         if final.is_file():
@@ -511,7 +518,14 @@ def main() -> None:
     e.add_argument("--episodes", type=int, default=30)
     e.add_argument("--jobs", type=int, default=0)
     r = sub.add_parser("report")
-    r.add_argument("--out", type=Path, required=True)
+    r.add_argument(
+        "--out",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="one or more dirs of run dirs, reported side by side (e.g. an ablation and the "
+        "kept default runs it is compared with)",
+    )
     r.add_argument("--images", type=Path, default=Path("docs/images"))
     r.add_argument("--prefix", default="", help="file name prefix of the PNGs")
     r.add_argument("--seeds", default="", help="only these seeds, e.g. 1 or 1,2 (default: all)")

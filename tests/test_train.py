@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -522,7 +523,7 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
     RESULTS.md shows."""
     le = _bench("learning_evidence")
     evidence = ROOT / "docs" / "evidence" / "cpu_fast"
-    le.report(argparse.Namespace(out=evidence, images=tmp_path, prefix="", seeds=""))
+    le.report(argparse.Namespace(out=[evidence], images=tmp_path, prefix="", seeds=""))
     printed = capsys.readouterr().out
     results = (ROOT / "docs" / "RESULTS.md").read_text()
     rows = [line for line in printed.splitlines() if line.startswith("| ")]
@@ -537,12 +538,17 @@ def test_learning_evidence_reports_hyper_parameter_variants_apart(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """Runs of one agent with other settings (an ablation, a sweep) get their own column instead
-    of being averaged in as extra seeds; a kept run without metrics.csv still reports."""
+    of being averaged in as extra seeds, also when they come from separate dirs; a kept run
+    without metrics.csv still reports; the same run found in two dirs is refused."""
     le = _bench("learning_evidence")
     kept = ROOT / "docs" / "evidence" / "paper_scenes_15k" / "reach-sgqn-s3"
-    for name, quantile in (("reach-sgqn-s3", None), ("reach-sgqn-q90-s3", 0.9)):
-        run = tmp_path / name
-        run.mkdir()
+    default_dir, ablation_dir = tmp_path / "default", tmp_path / "ablation"
+    for out, name, quantile in (
+        (default_dir, "reach-sgqn-s3", None),
+        (ablation_dir, "reach-sgqn-q90-s3", 0.9),
+    ):
+        run = out / name
+        run.mkdir(parents=True)
         cfg = yaml.safe_load((kept / "config.yaml").read_text())
         if quantile is not None:
             cfg["agent"]["mask_quantile"] = quantile
@@ -550,12 +556,17 @@ def test_learning_evidence_reports_hyper_parameter_variants_apart(
         (run / "final.json").write_bytes((kept / "final.json").read_bytes())
         if quantile is None:
             (run / "metrics.csv").write_bytes((kept / "metrics.csv").read_bytes())
-    le.report(argparse.Namespace(out=tmp_path, images=tmp_path / "img", prefix="", seeds=""))
+    dirs = [default_dir, ablation_dir]
+    le.report(argparse.Namespace(out=dirs, images=tmp_path / "img", prefix="", seeds=""))
     printed = capsys.readouterr().out
     assert "| split | sgqn | sgqn agent.mask_quantile=0.9 |" in printed
     (test_mean,) = [r for r in printed.splitlines() if r.startswith("| test mean |")]
     assert test_mean.count("± 0.0") == 2  # one run per column, not two seeds of one
     assert le._variant(yaml.safe_load((kept / "config.yaml").read_text())) == "sgqn"
+
+    shutil.copytree(default_dir / "reach-sgqn-s3", ablation_dir / "reach-sgqn-s3")
+    with pytest.raises(SystemExit, match="would be averaged as two seeds"):
+        le.report(argparse.Namespace(out=dirs, images=tmp_path / "img", prefix="", seeds=""))
 
 
 def test_learning_evidence_keeps_only_what_the_report_reads(
