@@ -93,7 +93,11 @@ def _runs(out: Path, seeds: set[int] | None = None) -> list[Path]:
     sweep whose other seeds are still running)."""
     import yaml
 
+    if not out.is_dir():
+        raise SystemExit(f"{out}: no such directory; pass the --out that `train` wrote to")
     runs = sorted(p for p in out.iterdir() if (p / "config.yaml").is_file())
+    if not runs:
+        raise SystemExit(f"{out}: no run dirs in it (a run dir holds config.yaml)")
     if seeds is None:
         return runs
     return [p for p in runs if yaml.safe_load((p / "config.yaml").read_text())["seed"] in seeds]
@@ -337,8 +341,12 @@ def report(args: argparse.Namespace) -> None:
     finals: dict[tuple[str, str], list[dict]] = defaultdict(list)
     curves: dict[tuple[str, str], list[Path]] = defaultdict(list)
     seeds = {int(s) for s in args.seeds.split(",")} if args.seeds else None
+    runs = [run for out in args.out for run in _runs(out, seeds)]
+    if not runs:
+        dirs = ", ".join(map(str, args.out))
+        raise SystemExit(f"report: no runs of seeds {sorted(seeds or ())} in {dirs}")
     seen: dict[tuple[str, str, int], Path] = {}
-    for run in [run for out in args.out for run in _runs(out, seeds)]:
+    for run in runs:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         key = (cfg["task"], _variant(cfg))
         if (other := seen.setdefault((*key, cfg["seed"]), run)) != run:

@@ -434,6 +434,13 @@ def test_learning_evidence_report_keeps_only_the_seeds_asked_for(tmp_path: Path)
     assert [p.name for p in le._runs(tmp_path, {1})] == ["peg_in_box-sac-s1", "reach-sac-s1"]
     assert [p.name for p in le._runs(tmp_path, {2, 3})] == ["reach-sac-s2"]
     assert len(le._runs(tmp_path)) == 3
+    report = argparse.Namespace(out=[tmp_path], images=tmp_path, prefix="", seeds="7")
+    with pytest.raises(SystemExit, match=r"no runs of seeds \[7\] in "):
+        le.report(report)
+    with pytest.raises(SystemExit, match="no run dirs in it"):
+        le._runs(tmp_path / "logs")
+    with pytest.raises(SystemExit, match="no such directory; pass the --out that `train`"):
+        le._runs(tmp_path / "typo")
 
 
 def test_learning_evidence_summarizes_a_final_evaluation() -> None:
