@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from sgqn_robot.envs.peg_in_box import NEAR_DIST
 
-from sgqn_robot.checkpoint import checkpoint_dir, load_policy
-from sgqn_robot.evaluate import Evaluator, env_kwargs
+from sgqn_robot.checkpoint import checkpoint_dir, load_policy, read_config
+from sgqn_robot.config import ConfigError
+from sgqn_robot.evaluate import Evaluator, check_splits, env_kwargs
 
 
 class PegTrace(gymnasium.Wrapper):
@@ -43,11 +44,16 @@ class PegTrace(gymnasium.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+def require_peg_run(run_dir: Path) -> None:
+    """The probe reads peg-in-box state: any other task is refused by name."""
+    if (task := read_config(run_dir)["task"]) != "peg_in_box":
+        raise SystemExit(f"{run_dir} is a {task} run; pass peg_in_box runs")
+
+
 def probe(run_dir: Path, split: str, episodes: int) -> dict[str, float]:
     """The evaluation's own episodes (same seeds as `sgqn-eval`), traced: where the peg ends."""
+    require_peg_run(run_dir)
     policy = load_policy(run_dir)
-    if policy.config["task"] != "peg_in_box":
-        raise SystemExit(f"{run_dir} is a {policy.config['task']} run; pass peg_in_box runs")
     evaluator = Evaluator("peg_in_box", env_kwargs(policy.config), [split])
     trace = evaluator.envs[split] = PegTrace(evaluator.envs[split])
 
@@ -75,6 +81,14 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--episodes", type=int, default=10)
     args = parser.parse_args()
+    if args.episodes < 1:
+        parser.error("--episodes must be >= 1")
+    try:
+        check_splits("--split", [args.split])
+        for run in args.runs:  # all of them before the first (minutes-long) probe
+            require_peg_run(run)
+    except (ConfigError, FileNotFoundError) as e:
+        parser.error(str(e))
     torch.set_num_threads(1)
     print(f"split {args.split}, {args.episodes} episodes per run (the evaluation's seeds)\n")
     columns = ["run", "env steps", "return", "success", "steps paid the bonus (of 50)"]

@@ -467,7 +467,9 @@ def test_learning_evidence_reports_failed_runs(
     assert str(logs / "bad.log") in printed
 
 
-def test_peg_probe_reports_where_each_episode_leaves_the_peg(tmp_path: Path) -> None:
+def test_peg_probe_reports_where_each_episode_leaves_the_peg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     probe = _bench("peg_probe")
     peg = run(tmp_path / "peg", "task=peg_in_box", "agent=sac")
     r = probe.probe(peg, "train", episodes=2)
@@ -476,6 +478,18 @@ def test_peg_probe_reports_where_each_episode_leaves_the_peg(tmp_path: Path) -> 
     assert r["step"] == 60  # the run's latest checkpoint
     with pytest.raises(SystemExit, match="reach run; pass peg_in_box runs"):
         probe.probe(run(tmp_path / "reach"), "train", episodes=1)
+    for bad, says in (
+        ([str(tmp_path / "missing")], "no checkpoint at"),
+        ([str(peg), "--split", "tst1"], "unknown split 'tst1'"),
+        ([str(peg), "--episodes", "0"], "--episodes must be >= 1"),
+        ([str(peg), str(tmp_path / "reach")], "reach run; pass peg_in_box runs"),  # before probing
+    ):
+        monkeypatch.setattr(sys, "argv", ["peg_probe", *bad])
+        with pytest.raises(SystemExit) as refused:
+            probe.main()
+        printed = capsys.readouterr()
+        assert says in str(refused.value.code) + printed.err  # argparse prints, SystemExit carries
+        assert "split train" not in printed.out  # refused before any episode ran
 
 
 def test_saliency_shift_compares_each_split_on_trains_own_states(
