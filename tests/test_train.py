@@ -492,6 +492,35 @@ def test_peg_probe_reports_where_each_episode_leaves_the_peg(
         assert "split train" not in printed.out  # refused before any episode ran
 
 
+def test_predictor_gating_replays_the_evaluation_plain_and_on_the_predicted_mask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    bench = _bench("predictor_gating")
+    reach = run(tmp_path / "reach")  # sgqn; its step-60 evaluation: train and test1, 1 episode
+    result = bench.gating(reach, ["train", "test1"], episodes=1)
+    evaluated = json.loads((reach / "eval" / "step_0000060.json").read_text())["splits"]
+    for split in ("train", "test1"):  # plain is the evaluation itself: same seeds and policy
+        assert result["plain"][split] == pytest.approx(evaluated[split]["return_mean"], abs=1e-4)
+    assert result["gated"] != result["plain"]  # the actor saw other pixels, so it moved otherwise
+    other = tmp_path / "drq-checkpoint"
+    other.mkdir()
+    (other / "agent.pt").write_bytes(b"")
+    cfg = yaml.safe_load((reach / "checkpoints" / "latest" / "config.yaml").read_text())
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg | {"agent": {"name": "drq"}}))
+    for bad, says in (
+        ([str(other)], "drq run; pass sgqn runs"),
+        ([str(reach), "--splits", "train,tst1"], "unknown split 'tst1'"),
+        ([str(reach), "--episodes", "0"], "--episodes must be >= 1"),
+        ([str(reach), str(tmp_path / "missing")], "no checkpoint at"),  # before any episode
+    ):
+        monkeypatch.setattr(sys, "argv", ["predictor_gating", *bad])
+        with pytest.raises(SystemExit) as refused:
+            bench.main()
+        printed = capsys.readouterr()
+        assert says in str(refused.value.code) + printed.err
+        assert "| plain |" not in printed.out
+
+
 def test_saliency_shift_compares_each_split_on_trains_own_states(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
