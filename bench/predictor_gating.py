@@ -8,9 +8,9 @@ augmented images enter the training (spec §3 step 5); the actor sees only the t
 This plays the evaluation's own episodes (same seeds as `sgqn-eval`) twice per split: `plain`,
 the policy as trained, and `gated`, where every observation is first reduced to the predictor's
 mask (the top 1 - rho pixels of its probability at the policy's action; everything else set to
-the mid value of the frame, like the consistency loss's fill) and the actor acts on that. Not a
-method of the paper: a probe of where the generalization gap sits. Prints return per split and
-the mean of test1-5 for each mode.
+the mid value of the frame, the expected value of the consistency loss's random fill) and the
+actor acts on that. Not a method of the paper: a probe of where the generalization gap sits.
+Prints return per split, the mean of test1-5 and the mean of the unseen splits for each mode.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from sgqn_robot.checkpoint import checkpoint_label, load_agent, read_config
 from sgqn_robot.config import ConfigError
 from sgqn_robot.evaluate import Evaluator, check_splits, env_kwargs
 from sgqn_robot.malloc_reuse import keep_freed_memory
-
-MODES = ("plain", "gated")
 
 
 def policies(agent) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
@@ -98,8 +96,7 @@ def main() -> None:
     print("|---" * (len(splits) + len(means) + 2) + "|")
     for run in args.runs:
         result = gating(run, splits, args.episodes)
-        for mode in MODES:
-            row = result[mode]
+        for mode, row in result.items():
             cells = [f"{row[s]:.1f}" for s in splits]
             cells += [f"{np.mean([row[s] for s in m]):.1f}" if m else "-" for m in means.values()]
             print(f"| {checkpoint_label(run)} | {mode} | " + " | ".join(cells) + " |", flush=True)
