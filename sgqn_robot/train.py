@@ -14,7 +14,8 @@ evaluation in progress (a second signal stops at once); `resume=true` runs that 
 first, so preempted or time-sliced runs lose nothing.
 
 Settings that could only fail hours into a run (a zero interval, a replay ring too small to
-snapshot, an unknown split) are refused before anything is written.
+snapshot, an unknown split) are refused before anything is written, and so is a run dir that
+another live process holds (`run_lock`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from sgqn_robot.graceful_stop import stop_on_signal
 from sgqn_robot.logger import Logger
 from sgqn_robot.malloc_reuse import keep_freed_memory
 from sgqn_robot.replay import ReplayBuffer
+from sgqn_robot.run_lock import RunDirBusy, hold_run_dir
 from sgqn_robot.saliency_figure import save_saliency_grid
 
 log = logging.getLogger(__name__)
@@ -174,12 +176,15 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     check_config(cfg)
     run_dir, ckpt = prepare_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = to_plain(cfg) | {"run_dir": str(run_dir)}
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    if overrides is not None:
-        write_text_atomic(run_dir / OVERRIDES_FILE, yaml.safe_dump(overrides))
-
     with ExitStack() as cleanup:
+        try:
+            cleanup.enter_context(hold_run_dir(run_dir))
+        except RunDirBusy as e:
+            raise RunDirError(str(e)) from None
+        config = to_plain(cfg) | {"run_dir": str(run_dir)}
+        write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        if overrides is not None:
+            write_text_atomic(run_dir / OVERRIDES_FILE, yaml.safe_dump(overrides))
         stop = cleanup.enter_context(stop_on_signal())
         log_file = _attach_log_file(run_dir)
         cleanup.callback(log_file.close)

@@ -169,6 +169,27 @@ def test_bad_run_dirs_are_refused_and_left_untouched(tmp_path: Path) -> None:
     assert not (tmp_path / "missing").exists()
 
 
+def test_a_run_dir_in_use_is_refused_until_its_process_ends(tmp_path: Path) -> None:
+    run_dir = run(tmp_path / "r", DRQ, "num_train_steps=50", "eval_episodes=0")
+    code = (
+        "import sys, time\nfrom sgqn_robot.run_lock import hold_run_dir\n"
+        "with hold_run_dir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(RunDirError, match=rf"in use by another process \(pid {holder.pid}\)"):
+            run(run_dir, DRQ, "resume=true", "num_train_steps=100", "eval_episodes=0")
+        assert load_checkpoint(run_dir).state["step"] == 50  # nothing was touched
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs, yet the lock ends with the process
+        holder.wait()
+    run(run_dir, DRQ, "resume=true", "num_train_steps=100", "eval_episodes=0")
+    assert load_checkpoint(run_dir).state["step"] == 100
+
+
 @pytest.mark.parametrize(
     "override,message",
     [
