@@ -23,7 +23,9 @@ schedules them, so every number can be reproduced with the trainer's own command
 stopped at the deadline gets SIGTERM, so it checkpoints at its episode end and exits (SIGKILL
 after `GRACE_S` seconds; then it loses the steps since its last checkpoint). A run is resumed
 when it has a checkpoint; a run dir without one (killed before its first checkpoint) is moved to
-`<out>/stale/` and the run starts afresh. Runs that exit non-zero are listed at the end.
+`<out>/stale/` and the run starts afresh. A run dir that another process holds (a `sgqn-train`
+started by hand, a second orchestrator) is left alone and named. Runs that exit non-zero are
+listed at the end.
 `report` reads any run dirs (also ones made by plain `sgqn-train`); a run whose agent or encoder
 settings differ from the defaults (an ablation, a sweep) gets its own column, labelled with them.
 """
@@ -45,6 +47,8 @@ from typing import IO
 
 import numpy as np
 from sgqn_robot.envs import SPLITS as ALL_SPLITS
+
+from sgqn_robot.run_lock import LOCK_FILE, RunDirBusy, hold_run_dir
 
 # Seconds a run gets after SIGTERM to finish its episode and checkpoint (an evaluation in
 # progress is abandoned at once; a paper-preset episode on a slow CPU still takes a while).
@@ -148,6 +152,17 @@ def _has_checkpoint(run: Path) -> bool:
     return (run / "checkpoints" / "latest").exists()
 
 
+def _busy(run: Path) -> str | None:
+    """Why `run` must be left alone (another live process holds it), or None."""
+    if not (run / LOCK_FILE).exists():  # no sgqn-train ever ran there
+        return None
+    try:
+        with hold_run_dir(run):
+            return None
+    except RunDirBusy as e:
+        return str(e)
+
+
 def _set_aside(run: Path) -> None:
     """Move a run dir that holds files but no checkpoint (killed before its first one) to
     `<out>/stale/`, so the fresh start is not refused and nothing in it is lost."""
@@ -173,6 +188,10 @@ def train(args: argparse.Namespace) -> None:
         args.tasks.split(","), args.agents.split(","), arms, args.seeds.split(",")
     ):
         run = args.out / "-".join(filter(None, (task, agent, variant, f"s{seed}")))
+        busy = _busy(run)
+        if busy:
+            print(f"skipped: {busy}", flush=True)
+            continue
         cmd = [_script("sgqn-train"), f"run_dir={run}"]
         if _has_checkpoint(run):
             cmd += ["resume=true"]

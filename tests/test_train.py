@@ -31,6 +31,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from sgqn_robot.checkpoint import load_checkpoint, load_policy
 from sgqn_robot.config import ConfigError, compose_config
 from sgqn_robot.evaluate import Evaluator
+from sgqn_robot.run_lock import hold_run_dir
 from sgqn_robot.train import RunDirError, merge_overrides, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -394,8 +395,8 @@ def _bench(name: str):
     return module
 
 
-def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_learning_evidence_resumes_only_runs_with_a_checkpoint_and_leaves_busy_ones_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     le = _bench("learning_evidence")
     out = tmp_path / "evidence"
@@ -405,15 +406,24 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint(
     resumable = out / "reach-sac-s2"
     (resumable / "checkpoints" / "step_000000050").mkdir(parents=True)
     (resumable / "checkpoints" / "latest").symlink_to("step_000000050")
+    busy = out / "reach-sac-s4"  # started by hand, still before its first checkpoint
+    busy.mkdir()
+    (busy / "metrics.csv").write_text("step,tag,value\n")
     planned = []
     monkeypatch.setattr(le, "_parallel", lambda cmds, jobs, minutes: planned.extend(cmds))
     args = argparse.Namespace(
-        out=out, tasks="reach", agents="sac", seeds="1,2,3", encoder="fast", device="cpu",
+        out=out, tasks="reach", agents="sac", seeds="1,2,3,4", encoder="fast", device="cpu",
         threads=1, steps=100, eval_every=50, eval_episodes=1, snapshot_every=50, extra=[],
         jobs=1, minutes=None, variant=None,
     )  # fmt: skip
-    le.train(args)
+    with hold_run_dir(busy):  # another open file description: locked as if by another process
+        le.train(args)
     cmds = {Path(c[1].removeprefix("run_dir=")).name: c for c, _ in planned}
+    assert "reach-sac-s4" not in cmds and (busy / "metrics.csv").is_file()  # not moved aside
+    assert (
+        f"skipped: {busy} is in use by another process (pid {os.getpid()})"
+        in capsys.readouterr().out
+    )
     assert "resume=true" in cmds["reach-sac-s2"]
     for fresh in ("reach-sac-s1", "reach-sac-s3"):
         assert "resume=true" not in cmds[fresh] and "task=reach" in cmds[fresh]
