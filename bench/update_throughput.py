@@ -9,11 +9,14 @@ machine's conv / matmul peak measured in the same run.
 
     python bench/update_throughput.py            # batch 128, 3 timed pairs per config (~1 min)
     python bench/update_throughput.py --quick    # 1 timed pair per config (<1 min on 2 idle cores)
+    python bench/update_throughput.py --presets fast --agents drq sgqn \
+        --variant "sgqn aux_update_freq=1"      # an agent setting's cost, beside the defaults
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import platform
 import statistics
 import time
@@ -96,9 +99,29 @@ def random_batch(batch: int, obs_shape: tuple[int, int, int], action_dim: int) -
     )
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, object]]:
+    """`"sgqn aux_update_freq=1 mask_quantile=0.9"` -> (that text, an agent config), so a
+    setting's cost is timed beside the defaults in the same round-robin."""
+    name, *pairs = text.split()
+    if name not in AGENTS:
+        raise SystemExit(f"--variant {text!r}: unknown agent {name!r}; choose from {list(AGENTS)}")
+    cfg: dict[str, object] = {"name": name}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(
+                f"--variant {text!r}: {pair!r} is not key=value (e.g. aux_update_freq=1)"
+            )
+        try:
+            cfg[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            cfg[key] = value
+    return text, cfg
+
+
 def bench_preset(
     preset: str,
-    agents: list[str],
+    agents: dict[str, dict[str, object]],
     batch_size: int,
     frame_stack: int,
     action_dim: int,
@@ -109,10 +132,13 @@ def bench_preset(
     obs_shape = (3 * frame_stack, size, size)
     batch = random_batch(batch_size, obs_shape, action_dim)
     built, out = {}, {}
-    for name in agents:
+    for name, agent_cfg in agents.items():
         torch.manual_seed(0)
         encoder = {"preset": preset, "channels_last": channels_last}
-        built[name] = make_agent({"name": name}, encoder, obs_shape, action_dim, "cpu")
+        try:
+            built[name] = make_agent(agent_cfg, encoder, obs_shape, action_dim, "cpu")
+        except ValueError as err:
+            raise SystemExit(f"{name}: {err}") from None
         agent = built[name]
         flops = count_flops(lambda agent=agent: (agent.update(batch, 1), agent.update(batch, 2)))
         out[name] = {"gflop": flops / 2 / 1e9}
@@ -138,6 +164,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="+", default=["paper", "fast"], choices=sorted(PRESETS))
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar='"AGENT KEY=VALUE ..."',
+        help='also time an agent with changed settings, e.g. "sgqn aux_update_freq=1"',
+    )
     parser.add_argument("--nchw", action="store_true", help="channels_last off (for comparison)")
     parser.add_argument(
         "--fast-candidates", action="store_true", help="also time the trunks FAST_CANDIDATES lists"
@@ -154,6 +187,8 @@ def main() -> None:
         PRESETS.update(FAST_CANDIDATES)
         args.presets += list(FAST_CANDIDATES)
     reps = 1 if args.quick else args.reps
+    agents = {name: {"name": name} for name in args.agents}
+    agents.update(parse_variant(text) for text in args.variant)
     torch.set_num_threads(args.threads)
 
     peaks = measure_peaks(reps=3 if args.quick else 10)
@@ -175,7 +210,7 @@ def main() -> None:
     for preset in args.presets:
         results[preset] = res = bench_preset(
             preset,
-            args.agents,
+            agents,
             args.batch,
             args.frame_stack,
             args.action_dim,

@@ -552,6 +552,25 @@ def test_predictor_gating_replays_the_evaluation_plain_and_on_the_predicted_mask
         assert "| plain |" not in printed.out
 
 
+def test_update_throughput_times_an_agent_variant_beside_its_default() -> None:
+    bench = _bench("update_throughput")
+    _, cfg = bench.parse_variant("sgqn aux_update_freq=1 mask_quantile=0.9")
+    assert cfg == {"name": "sgqn", "aux_update_freq": 1, "mask_quantile": 0.9}
+    label, cfg = bench.parse_variant("sgqn aux_update_freq=1")
+    agents = {"sgqn": {"name": "sgqn"}, label: cfg}
+    res = bench.bench_preset("fast", agents, 4, 1, 3, reps=1, channels_last=True)
+    # the attribution step on every update instead of every other one: more work per pair
+    assert res[label]["gflop"] > res["sgqn"]["gflop"] > 0 and res[label]["s"] > 0
+    for bad, says in (
+        ("sgqm aux_update_freq=1", "unknown agent 'sgqm'"),
+        ("sgqn aux_update_freq", "is not key=value"),
+        ("sgqn aux_freq=1", "unknown agent config keys ['aux_freq']"),
+    ):
+        with pytest.raises(SystemExit, match=re.escape(says)):
+            _, bad_cfg = bench.parse_variant(bad)
+            bench.bench_preset("fast", {bad: bad_cfg}, 4, 1, 3, reps=1, channels_last=True)
+
+
 def test_saliency_shift_compares_each_split_on_trains_own_states(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
