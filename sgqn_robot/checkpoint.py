@@ -108,6 +108,11 @@ def checkpoint_dir(path: str | Path) -> Path:
     """Resolve a run dir, a checkpoint dir or a checkpoint's `agent.pt` to the checkpoint dir."""
     path = Path(path)
     if path.is_file():
+        if path.name != AGENT_FILE:  # e.g. an exported .onnx where a run was meant
+            raise FileNotFoundError(
+                f"{path} is a file, not a checkpoint: pass a run dir, a checkpoint dir or its "
+                f"{AGENT_FILE}"
+            )
         path = path.parent
     if (path / CHECKPOINTS / LATEST).exists():
         path = path / CHECKPOINTS / LATEST

@@ -18,6 +18,12 @@ OmegaConf.register_new_resolver(
     "sgqn_or", lambda value, default: default if value is None else value, replace=True
 )
 
+# `${sgqn_suffix:${hydra.job.override_dirname}}`: "-<overrides>" for a sweep job's dir name, ""
+# without overrides; "/" in a value would nest dirs, so it becomes "_".
+OmegaConf.register_new_resolver(
+    "sgqn_suffix", lambda text: f"-{text.replace('/', '_')}" if text else "", replace=True
+)
+
 
 class ConfigError(ValueError):
     """A config value that cannot work; the entry points print it as one line, before any work."""

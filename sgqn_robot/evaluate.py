@@ -24,7 +24,7 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
@@ -68,13 +68,15 @@ class SplitResult:
 
 
 def env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
-    """`make_env` keywords from a training config's `env` node."""
+    """`make_env` keywords from a training config's `env` node (runs saved before `textures`
+    existed have none)."""
     env = config["env"]
     return {
         "image_size": env["image_size"],
         "frame_stack": env["frame_stack"],
         "action_space": env["action_space"],
         "camera": env["camera"],
+        "textures": env.get("textures"),
     }
 
 
@@ -203,9 +205,11 @@ def evaluate_run(
     device: str = "cpu",
     saliency_samples: int = 4,
     saliency_split_names: Sequence[str] | None = None,
+    textures: str | Sequence[str] | Mapping[str, str] | None = None,
 ) -> dict[str, SplitResult]:
     """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does); the saliency grid shows
-    `saliency_split_names` (default: train and one unseen split)."""
+    `saliency_split_names` (default: train and one unseen split). `textures` puts your own photos
+    on table/floor/wall of every split, to check transfer to your lab before deploying."""
     check_splits("splits", splits)
     drawn = saliency_splits(splits, saliency_split_names)
     require_positive_ints({"episodes": episodes}, ["episodes"])
@@ -215,8 +219,9 @@ def evaluate_run(
 
     agent, ckpt = load_agent(run, resolve_device(device))
     step = int(ckpt.state["step"])
-    tag = tag or f"eval_step_{step:07d}"
-    evaluator = Evaluator(ckpt.config["task"], env_kwargs(ckpt.config), splits)
+    tag = tag or f"eval_step_{step:07d}" + ("_own_textures" if textures else "")
+    kwargs = env_kwargs(ckpt.config) | ({"textures": textures} if textures else {})
+    evaluator = Evaluator(ckpt.config["task"], kwargs, splits)
     try:
         results, frames = evaluator.run(
             lambda o: agent.act(o, eval_mode=True), episodes, saliency_samples
@@ -237,6 +242,9 @@ def _app(cfg: DictConfig) -> None:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # see sgqn_robot/malloc_reuse.py
+    if OmegaConf.is_missing(cfg, "run"):
+        log.error("sgqn-eval: run= is required: sgqn-eval run=<run dir> [splits=[train,test1]]")
+        sys.exit(2)
     plain = to_plain(cfg)
     try:
         evaluate_run(
@@ -247,8 +255,9 @@ def _app(cfg: DictConfig) -> None:
             plain["device"],
             plain["saliency_samples"],
             plain["saliency_splits"],
+            plain["textures"],
         )
-    except (FileNotFoundError, ValueError) as e:  # a missing run, a bad split or value
+    except (FileNotFoundError, ValueError) as e:  # a missing run, a bad split, device or value
         log.error("sgqn-eval: %s", e)
         sys.exit(2)
 

@@ -175,13 +175,29 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
 
     check_config(cfg)
     run_dir, ckpt = prepare_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    config = to_plain(cfg) | {"run_dir": str(run_dir)}
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    keep_freed_memory()  # ~10% of an update's CPU time went to page faults otherwise
     with ExitStack() as cleanup:
+        # Built before the run dir is touched: a setting that cannot work here (device, camera,
+        # image size vs preset, textures) is refused with nothing written.
+        try:
+            device = resolve_device(cfg.device)
+            torch.manual_seed(cfg.seed)
+            kwargs = env_kwargs(config)
+            env = make_env(cfg.task, split="train", **kwargs)
+            cleanup.callback(env.close)
+            obs_shape = tuple(env.observation_space.shape)
+            action_dim = int(env.action_space.shape[0])
+            agent = make_agent(config["agent"], config["encoder"], obs_shape, action_dim, device)
+        except (ValueError, FileNotFoundError) as e:
+            raise ConfigError(str(e)) from None
+        run_dir.mkdir(parents=True, exist_ok=True)
         try:
             cleanup.enter_context(hold_run_dir(run_dir))
         except RunDirBusy as e:
             raise RunDirError(str(e)) from None
-        config = to_plain(cfg) | {"run_dir": str(run_dir)}
         write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
         if overrides is not None:
             write_text_atomic(run_dir / OVERRIDES_FILE, yaml.safe_dump(overrides))
@@ -189,18 +205,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         log_file = _attach_log_file(run_dir)
         cleanup.callback(log_file.close)
         cleanup.callback(logging.getLogger().removeHandler, log_file)
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
-        keep_freed_memory()  # ~10% of an update's CPU time went to page faults otherwise
-        device = resolve_device(cfg.device)
-        torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        kwargs = env_kwargs(config)
-        env = make_env(cfg.task, split="train", **kwargs)
-        cleanup.callback(env.close)
-        obs_shape = tuple(env.observation_space.shape)
-        action_dim = int(env.action_space.shape[0])
-        agent = make_agent(config["agent"], config["encoder"], obs_shape, action_dim, device)
         num_steps = int(cfg.num_train_steps)
         capacity = cfg.replay_capacity or default_capacity(num_steps)
         replay = ReplayBuffer(capacity, (3, *obs_shape[1:]), action_dim, cfg.env.frame_stack)

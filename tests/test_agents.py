@@ -80,6 +80,14 @@ def test_resolve_device() -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="'gpu' is not a torch device: use auto, cpu, cuda"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():  # a CPU machine refuses cuda with the fix, not an assert
+        with pytest.raises(ValueError, match="device=cuda but .*: use device=cpu"):
+            resolve_device("cuda")
+    else:
+        with pytest.raises(ValueError, match="GPU\\(s\\) are visible"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
 @pytest.mark.parametrize("name", sorted(AGENTS))

@@ -109,3 +109,7 @@ def test_a_reader_of_the_previous_checkpoint_survives_a_save(tmp_path: Path) -> 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="expected a run dir with checkpoints/latest/"):
         checkpoint_dir(tmp_path)
+    exported = tmp_path / "policy.onnx"  # a file where a run was meant: named, not its folder
+    exported.write_bytes(b"onnx")
+    with pytest.raises(FileNotFoundError, match=f"{exported} is a file, not a checkpoint"):
+        checkpoint_dir(exported)

@@ -25,6 +25,7 @@ def test_task_and_encoder_fill_the_env_node(task: str, space: str, encoder: str,
         "image_size": size,
         "frame_stack": 1,
         "camera": "third_person",
+        "textures": None,
     }
 
 
@@ -68,3 +69,15 @@ def test_run_dir_override_sets_the_output_dir() -> None:
     assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")
     assert slurm.hydra.launcher.partition == "gpu" and slurm.device == "cuda"
     assert default.hydra.sweep.subdir == "reach-sgqn-s1"
+    # jobs of one sweep that differ in any other key get a dir each (they used to share one)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        subdirs = [
+            compose(
+                "train", ["seed=2", f"agent.mask_quantile={q}"], return_hydra_config=True
+            ).hydra.sweep.subdir
+            for q in (0.9, 0.95)
+        ]
+    assert subdirs == [
+        "reach-sgqn-s2-agent.mask_quantile=0.9",
+        "reach-sgqn-s2-agent.mask_quantile=0.95",
+    ]

@@ -88,6 +88,37 @@ def test_cli_reports_a_missing_run(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
+def test_own_photos_change_the_scene_the_policy_is_evaluated_in(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "lab"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("table", "floor", "wall"):
+        pixels = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"{name}.png")
+    plain = evaluate_run(run_dir, ["train"], episodes=2, saliency_samples=0, tag="plain")
+    own = evaluate_run(run_dir, ["train"], episodes=2, saliency_samples=0, textures=str(photos))
+    assert (run_dir / "eval" / "eval_step_0000050_own_textures.json").is_file()
+    # same seeds and policy; only the pixels differ, so the actions and returns do too
+    assert own["train"].returns != plain["train"].returns
+    out = _eval_cli(f"run={run_dir}", "episodes=1", f"textures={tmp_path / 'none.png'}")
+    assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr
+    assert f"texture file {tmp_path / 'none.png'}: no such file" in out.stdout + out.stderr
+
+
+def test_cli_names_a_missing_run_argument_and_a_bad_device(run_dir: Path) -> None:
+    for args, says in (
+        (["episodes=1"], "sgqn-eval: run= is required: sgqn-eval run=<run dir>"),
+        ([f"run={run_dir}", "device=gpu"], "sgqn-eval: device='gpu' is not a torch device"),
+    ):
+        out = _eval_cli(*args)
+        assert out.returncode == 2 and says in out.stdout + out.stderr, out.stdout + out.stderr
+        assert "Traceback" not in out.stdout + out.stderr
+
+
 def test_cli_refuses_unknown_splits_and_zero_episodes_in_one_line(run_dir: Path) -> None:
     before = sorted((run_dir / "eval").iterdir())
     out = _eval_cli(f"run={run_dir}", "splits=[train,tset1]", "episodes=1")

@@ -201,6 +201,11 @@ def test_a_run_dir_in_use_is_refused_until_its_process_ends(tmp_path: Path) -> N
         ("eval_every=2.5", "eval_every=2.5: must be an integer >= 1"),
         ("replay_capacity=50", "replay_capacity=50 cannot hold the 51 frames added between"),
         ("eval_splits=[train,tset1]", "unknown split 'tset1'; valid splits: train, test1, "),
+        # caught by building env and agent, which now happens before the run dir is made
+        ("device=gpu", "device='gpu' is not a torch device: use auto, cpu, cuda"),
+        ("env.camera=side", "unknown camera 'side'"),
+        ("env.image_size=84", "preset 'fast' needs obs (3k, 64, 64), got (3, 84, 84)"),
+        ("env.textures=/no/such/photo.png", "texture file /no/such/photo.png: no such file"),
     ],
 )
 def test_unworkable_settings_are_refused_before_anything_is_written(
@@ -351,6 +356,9 @@ def test_cli_refuses_an_unworkable_setting_in_one_line(tmp_path: Path) -> None:
     run_dir = tmp_path / "bad"
     out, _ = _cli(*SMOKE, "eval_every=0", f"run_dir={run_dir}").communicate(timeout=120)
     assert "sgqn-train: eval_every=0: must be an integer >= 1" in out, out
+    assert "Traceback" not in out and not run_dir.exists()
+    out, _ = _cli(*SMOKE, "device=gpu", f"run_dir={run_dir}").communicate(timeout=120)
+    assert "sgqn-train: device='gpu' is not a torch device" in out, out
     assert "Traceback" not in out and not run_dir.exists()
 
 
@@ -610,7 +618,9 @@ def test_joblib_multirun_sweeps_seeds(tmp_path: Path) -> None:
     ]
     out, _ = _cli(*args).communicate(timeout=240)
     runs = sorted(p.name for p in tmp_path.iterdir() if (p / "checkpoints").is_dir())
-    assert runs == ["reach-drq-s1", "reach-drq-s2"], out
+    assert len(runs) == 2 and runs[0].startswith("reach-drq-s1-"), out
+    assert runs[1] == runs[0].replace("-s1-", "-s2-", 1)  # the jobs differ in the seed only
+    assert "eval_episodes=0," in runs[0] and "num_train_steps=50," in runs[0]  # last value wins
     returns = [metrics(tmp_path / r)[0] for r in runs]
     assert returns[0] != returns[1]  # different seeds, different episodes
 

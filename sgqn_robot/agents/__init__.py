@@ -26,10 +26,25 @@ __all__ = ["AGENTS", "PRESETS", "AgentConfig", "SACAgent", "make_agent", "resolv
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """`auto` -> cuda when available, else cpu; `cpu`, `cuda`, `cuda:1`... as given."""
+    """`auto` -> cuda when available, else cpu; `cpu`, `cuda`, `cuda:1`... as given. A device
+    this machine cannot run is a ValueError naming the fix, not torch's assertion mid-build."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device={device!r} is not a torch device: use auto, cpu, cuda or cuda:<index>"
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is a CPU build" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device={device} but {why}: use device=cpu (or device=auto)")
+        if (resolved.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device} but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+    return resolved
 
 
 def make_agent(
