@@ -1,5 +1,6 @@
 # Two entry points (see README): `make demo` and `make test`. Both set up .venv on first use.
 PYTHON ?= python3
+TORCH_PIP_ARGS ?=  # e.g. --index-url https://download.pytorch.org/whl/cpu (README, Quick start)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -13,8 +14,9 @@ $(STAMP): pyproject.toml .ci/system_deps.sh
 		"need Python >= 3.11 (zarr 3); run e.g. make PYTHON=python3.11 ...")'
 	bash .ci/system_deps.sh
 	$(PYTHON) -m venv $(VENV)
-	# torch first and alone: the exact pin takes the local CPU build; anything else pulls CUDA.
-	$(BIN)/pip install torch==2.13.0
+	# torch first and alone: on the project's machines the exact pin takes the local CPU build
+	# (anything else pulls CUDA); elsewhere TORCH_PIP_ARGS picks the wheel index (README).
+	$(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS)
 	# then everything else in ONE resolver run (a second run may lift numpy past robosuite's pin).
 	$(BIN)/pip install -e ".[train,dev]"
 	touch $(STAMP)

@@ -109,6 +109,12 @@ def test_own_photos_change_the_scene_the_policy_is_evaluated_in(
     assert f"texture file {tmp_path / 'none.png'}: no such file" in out.stdout + out.stderr
 
 
+def test_help_says_what_sgqn_eval_does_and_lists_no_ignored_groups() -> None:
+    out = _eval_cli("--help")
+    assert out.returncode == 0 and "Usage: sgqn-eval run=<run dir>" in out.stdout, out.stdout
+    assert "agent: drq" not in out.stdout  # task/agent come from the run, not from overrides
+
+
 def test_cli_names_a_missing_run_argument_and_a_bad_device(run_dir: Path) -> None:
     for args, says in (
         (["episodes=1"], "sgqn-eval: run= is required: sgqn-eval run=<run dir>"),
