@@ -44,6 +44,13 @@ for _task, _id in TASKS.items():
         )
 
 
+def check_task(task: str) -> str:
+    """``task`` itself, or a ValueError that names it and lists the valid ones."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    return task
+
+
 def make_env(
     task: str,
     split: str = "train",
@@ -53,8 +60,7 @@ def make_env(
     **kwargs: Any,
 ) -> gymnasium.Env:
     """``gymnasium.make(TASKS[task], ...)``; with ``seed`` the env is reset once with it."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    check_task(task)
     env = gymnasium.make(
         TASKS[task], split=split, image_size=image_size, frame_stack=frame_stack, **kwargs
     )
@@ -64,4 +70,4 @@ def make_env(
     return env
 
 
-__all__ = ["EPISODE_STEPS", "SPLITS", "TASKS", "make_env"]
+__all__ = ["EPISODE_STEPS", "SPLITS", "TASKS", "check_task", "make_env"]

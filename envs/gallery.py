@@ -1,11 +1,15 @@
 """One frame of every split for both tasks, as a single picture (the README shows it).
 
 ``python -m sgqn_robot.envs.gallery --out docs/images/splits.png [--size 128] [--seed 0]``
+
+``--out`` has no default: a default path would overwrite the shipped picture when run from the
+repository root, or scatter files elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +50,14 @@ def save_gallery(out: str | Path, size: int = 128, seed: int = 0) -> Path:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="docs/images/splits.png")
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m sgqn_robot.envs.gallery", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--out", required=True, help="PNG to write, e.g. docs/images/splits.png")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     print(save_gallery(args.out, args.size, args.seed))
 
 

@@ -4,11 +4,13 @@ success is detected (``python -m sgqn_robot.envs.oracle`` measures the success r
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 import gymnasium as gym
 import numpy as np
 
 from .base_env import ACTION_SCALE, XArmEnv
+from .splits import check_split
 
 GAIN = 1.5  # >1 so the last centimetres are covered in few steps without overshooting much
 ALIGNED = 0.012  # fingertips this close (xy) to the box centre before descending
@@ -46,14 +48,26 @@ def success_rate(env: gym.Env, episodes: int, seed: int = 0) -> tuple[float, flo
     return wins / episodes, float(np.mean(returns))
 
 
-def main() -> None:
-    from . import SPLITS, TASKS, make_env
+def main(argv: Sequence[str] | None = None) -> None:
+    from . import SPLITS, TASKS, check_task, make_env
 
-    p = argparse.ArgumentParser(description="Oracle success rate per task and split.")
+    p = argparse.ArgumentParser(
+        prog="python -m sgqn_robot.envs.oracle",
+        description="Oracle success rate per task and split.",
+    )
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--tasks", nargs="+", default=list(TASKS))
     p.add_argument("--splits", nargs="+", default=list(SPLITS))
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    try:  # every option checked before the first (slow) episode
+        if args.episodes < 1:
+            raise ValueError(f"--episodes {args.episodes}: must be >= 1")
+        for task in args.tasks:
+            check_task(task)
+        for split in args.splits:
+            check_split(split)
+    except ValueError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     print("| task | split | success | mean return |\n|---|---|---|---|")
     for task in args.tasks:
         for split in args.splits:

@@ -1,9 +1,9 @@
 """Template: drive a real Cartesian-controlled arm and a USB camera with ``ControlLoop``.
 
-Copy this file, fill in the four ``TODO`` calls with your vendor SDK, and run
-``run_real("model.onnx")``. The loop needs nothing else: it crops/resizes the camera frames as
-the metadata says, bounds every action (NaN stop, bounds, per-tick step, workspace box, stale
-frames, overruns, Ctrl-C) and logs each tick. Checklist before the first run:
+Copy this file anywhere (its imports are absolute), fill in the four ``TODO`` calls with your
+vendor SDK, and run ``run_real("model.onnx")``. The loop needs nothing else: it crops/resizes the
+camera frames as the metadata says, bounds every action (NaN stop, bounds, per-tick step,
+workspace box, stale frames, overruns, Ctrl-C) and logs each tick. Checklist before the first run:
 
 * The camera must look at the scene like the training camera (``meta.camera``); the loop only
   centre-crops to a square and area-resizes to ``meta.image_size``. Set ``color_order`` to what
@@ -11,13 +11,16 @@ frames, overruns, Ctrl-C) and logs each tick. Checklist before the first run:
 * Timestamps must be on the loop's clock (``time.monotonic``) so the watchdog can judge age.
 * FRAMES: ``state().eef_pos`` MUST be the end-effector position in the ROBOT BASE frame (metres,
   origin at the arm's base, x forward, y left, z up), because the workspace box in the metadata
-  (``meta.workspace``, ``"frame": "robot_base"``) and any ``--workspace`` override are in that
-  frame. A pose in another frame makes the box clip the wrong motions. The exported box assumes
-  the simulator's mounting (base on the table-top plane, 0.5 m behind the table centre); measure
-  a ``--workspace`` on your own setup if it differs.
+  (``meta.workspace``, ``"frame": "robot_base"``) and a ``workspace_low``/``workspace_high``
+  override are in that frame. A pose in another frame makes the box clip the wrong motions. The
+  exported box assumes the simulator's mounting (base on the table-top plane, 0.5 m behind the
+  table centre); measure a box on your own setup if it differs.
 * One action unit is ``meta.action_scale_m`` metres of end-effector motion per tick along the
   first ``meta.action_dim`` base-frame axes (x, y[, z]); map it into your robot's base frame.
-* Start with ``--max-step`` well below ``action_scale_m`` and a tight ``--workspace`` box.
+* Start with ``run_real(..., max_step_m=...)`` well below ``meta.action_scale_m`` (the default
+  0.01 m is a fifth of the simulator's 0.05 m) and a tight box: add ``workspace_low=(x, y, z)`` and
+  ``workspace_high=(x, y, z)`` (metres, robot base frame) to the ``SafetyLimits.from_metadata``
+  call in ``run_real``; every other limit of ``SafetyLimits`` can be tightened there too.
 * Every run writes a new tick log (``robot_log-<date>-<time>.zarr`` by default); an existing
   path is refused, never overwritten.
 """
@@ -28,12 +31,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from .control_loop import ControlLoop, LoopResult
-from .interfaces import Frame, MonotonicClock, RobotState, raise_priority
-from .policy import OnnxPolicy
-from .safety import SafetyLimits
-from .tick_log import TickLogger
+from sgqn_robot.export.control_loop import ControlLoop, LoopResult
+from sgqn_robot.export.interfaces import Frame, MonotonicClock, RobotState, raise_priority
+from sgqn_robot.export.policy import OnnxPolicy
+from sgqn_robot.export.safety import SafetyLimits
+from sgqn_robot.export.tick_log import TickLogger
 
 
 class CartesianArm:

@@ -3,7 +3,8 @@
 Deadlines sit on a fixed grid ``t0 + k * period`` of the ``Clock`` (monotonic in the field,
 simulated in tests), so lateness does not accumulate. A tick whose work runs past the next
 deadline is an overrun: the loop skips to the next free grid slot instead of bursting commands,
-and N consecutive overruns stop the robot. Any exception or Ctrl-C also ends in ``robot.stop()``.
+and N consecutive overruns stop the robot. Any exception or Ctrl-C also ends in ``robot.stop()``,
+as does the end of a recorded stream (``EndOfStream``, stop reason ``end_of_stream``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .interfaces import Camera, Clock, MonotonicClock, Robot
+from .interfaces import Camera, Clock, EndOfStream, MonotonicClock, Robot
 from .policy import OnnxPolicy, SaliencyModel
 from .preprocess import FrameStack, Preprocessor
 from .safety import STOPPING, SafetyChain, SafetyLimits, TickContext, event_mask
@@ -79,7 +80,8 @@ class ControlLoop:
         policy.warmup(warmup)
 
     def run(self, max_ticks: int | None = None) -> LoopResult:
-        """Run until the robot reports ``done``, ``max_ticks``, a stopping event or Ctrl-C."""
+        """Run until the robot reports ``done``, ``max_ticks``, a stopping event, Ctrl-C or the
+        end of a recorded stream."""
         res = LoopResult()
         self.stack.reset()
         deadline = self.clock.now()
@@ -149,6 +151,9 @@ class ControlLoop:
             self.robot.stop()
             res.events["interrupt"] += 1
             res.stop_reason = "interrupt"
+        except EndOfStream:  # a normal end, so no safety event
+            self.robot.stop()
+            res.stop_reason = "end_of_stream"
         except BaseException:
             self.robot.stop()
             raise

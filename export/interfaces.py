@@ -32,12 +32,23 @@ class RobotState:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+class EndOfStream(Exception):
+    """Raised by ``Camera.read`` of a finite recording after its last frame.
+
+    A replayed stream that ends is a normal end of the run, not a fault, so it must not look like
+    a frozen camera (the stale-frame safety stop). A live camera never raises it.
+    """
+
+
 @runtime_checkable
 class Camera(Protocol):
     color_order: str  # "RGB" or "BGR": what ``read`` returns
 
     def read(self) -> Frame:
-        """Return the newest frame (never block longer than a control period)."""
+        """Return the newest frame (never block longer than a control period).
+
+        A recording raises ``EndOfStream`` when it has no frames left.
+        """
         ...
 
 

@@ -2,8 +2,8 @@
 
 Lets the whole robot-PC stack (preprocessing, inference, safety, timing, logging) run on a
 laptop without a camera, and re-runs a field recording through a new model. When the stream
-ends the last frame repeats with the same index, which the stale-frame watchdog turns into a
-safe stop, as it would for a frozen camera.
+ends, ``read`` raises ``EndOfStream`` and the loop stops the robot with the stop reason
+``end_of_stream``: a normal end, not the stale-frame fault of a frozen camera.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .interfaces import Clock, Frame
+from .interfaces import Clock, EndOfStream, Frame
 from .png import read_png
 from .tick_log import open_log
 
@@ -61,8 +61,10 @@ class ReplayCamera:
         self.i = 0
 
     def read(self) -> Frame:
-        n = len(self.frames)
-        k = self.i if self.loop else min(self.i, n - 1)
+        """The next frame; after the last one, ``EndOfStream`` (or the first again with ``loop``)."""
+        n, k = len(self.frames), self.i
+        if k >= n and not self.loop:
+            raise EndOfStream(f"replayed all {n} frames")
         self.i += 1
         return Frame(np.asarray(self.frames[k % n]), self.clock.now(), index=k)
 

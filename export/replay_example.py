@@ -58,7 +58,8 @@ class RecordingRobot:
 def replay(model: str | Path, stream: str | Path, clock: Clock, *, color_order: str = "RGB",
            log: str | Path | None = None, args: argparse.Namespace | None = None,
            max_ticks: int | None = None) -> tuple[LoopResult, RecordingRobot]:  # fmt: skip
-    """Run the loop over the stream until it ends (stale-frame stop) or ``max_ticks``."""
+    """Run the loop over the stream until it ends (stop reason ``end_of_stream``) or
+    ``max_ticks``."""
     if args is not None:
         apply_priority(args.priority, "replay_example")
     policy = OnnxPolicy(model, args.threads if args else None)

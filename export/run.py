@@ -3,8 +3,9 @@
     sgqn-run model.onnx --sim reach --split test2 --episodes 10 [--log run.zarr]
     sgqn-run --replay run.zarr -o strip.png
 
-Needs only numpy, onnxruntime and zarr, plus the simulator for ``--sim``. Every problem with the
-model or its inputs is reported as one line and a non-zero exit, before anything moves.
+Needs only numpy, onnxruntime and zarr, plus the simulator (the training extra) for ``--sim``.
+Every problem with the model or its inputs is reported as one line and a non-zero exit, before
+anything moves.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 
 import numpy as np
+
+from sgqn_robot.extras import MissingExtra
 
 from .control_loop import ControlLoop, LoopResult
 from .interfaces import PRIORITIES, Clock, MonotonicClock, SimulatedClock, raise_priority
@@ -74,6 +77,9 @@ def run_sim(args: argparse.Namespace) -> int:
     """Closed loop in our simulator: per-episode return/success, then the timing summary."""
     from .sim_adapters import SimSession, env_kwargs
 
+    for flag, value in (("--episodes", args.episodes), ("--max-ticks", args.max_ticks)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} {value}: must be >= 1")
     apply_priority(args.priority, "sgqn-run")
     policy = OnnxPolicy(args.model, args.threads)
     meta = policy.meta
@@ -87,9 +93,12 @@ def run_sim(args: argparse.Namespace) -> int:
     clock: Clock = (
         SimulatedClock() if args.clock == "sim" else MonotonicClock.for_priority(args.priority)
     )
+    kwargs = env_kwargs(meta)
+    if args.textures:  # one folder (or file) as given; several files as a list
+        kwargs["textures"] = args.textures[0] if len(args.textures) == 1 else args.textures
     with ExitStack() as resources:  # closes the simulator and the log on every path
         session = resources.enter_context(
-            closing(SimSession(args.sim, args.split, clock, **env_kwargs(meta)))
+            closing(SimSession(args.sim, args.split, clock, **kwargs))
         )
         session.reset(args.seed)
         frame_shape = session.obs.shape
@@ -103,7 +112,9 @@ def run_sim(args: argparse.Namespace) -> int:
                 TickLogger.for_model(
                     args.log,
                     meta,
-                    attrs={"sim": {"task": args.sim, "split": args.split}},
+                    attrs={
+                        "sim": {"task": args.sim, "split": args.split, "textures": args.textures}
+                    },
                     saliency=saliency is not None,
                 )
             )
@@ -162,8 +173,17 @@ def run_replay(args: argparse.Namespace) -> int:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sgqn-run", description=__doc__.split("\n\n")[0])
     p.add_argument("model", nargs="?", help="exported .onnx file")
-    p.add_argument("--sim", choices=SIM_TASKS, help="run closed loop in this simulator task")
+    p.add_argument(
+        "--sim", choices=SIM_TASKS, help="closed loop in this simulator task (training extra)"
+    )
     p.add_argument("--split", default="train", help="visual split of the simulator")
+    p.add_argument(
+        "--textures",
+        nargs="+",
+        metavar="PHOTO",
+        help="--sim: your own photos on table/floor/wall (a folder or image files; a file named "
+        "*table*, *floor* or *wall* goes there), to check transfer to your lab before deploying",
+    )
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-ticks", type=int, help="cap ticks per episode")
@@ -190,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return run_replay(args) if args.replay else run_sim(args)
-    except (ModelError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (ModelError, FileNotFoundError, FileExistsError, ValueError, MissingExtra) as e:
         print(f"sgqn-run: error: {e}", file=sys.stderr)
         return 2
 

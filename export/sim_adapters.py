@@ -1,6 +1,7 @@
 """``Camera`` and ``Robot`` over our simulator, so ``sgqn-run --sim`` and the tests drive the
 exact loop the robot PC runs. ``sgqn_robot.envs`` (mujoco) is imported only inside ``SimSession``,
-keeping the runner importable on a machine without the simulator.
+keeping the runner importable on a machine without the simulator (there it raises
+``MissingExtra``, which names what to install).
 
 Like a real arm, ``SimRobot`` reports the end effector in the robot base frame (the env's world
 position minus ``envs/scene.py``'s ``ROBOT_BASE``), the frame of the metadata's workspace box.
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from sgqn_robot.extras import needs_train_extra
 
 from .interfaces import Clock, Frame, RobotState
 from .metadata import ModelMetadata
@@ -31,8 +34,9 @@ class SimSession:
     """One env shared by a ``SimCamera`` and a ``SimRobot``; tracks the episode's outcome."""
 
     def __init__(self, task: str, split: str, clock: Clock, **kwargs: Any) -> None:
-        from sgqn_robot.envs import make_env
-        from sgqn_robot.envs.scene import ROBOT_BASE
+        with needs_train_extra("--sim needs the simulator"):
+            from sgqn_robot.envs import make_env
+            from sgqn_robot.envs.scene import ROBOT_BASE
 
         self.env = make_env(task, split=split, **kwargs)
         self.robot_base = np.asarray(ROBOT_BASE, np.float32)  # in the env's world frame

@@ -49,6 +49,7 @@ def log_strip(log: str | Path, out: str | Path, every: int = 5, max_tiles: int =
         overlays = [_overlay(f, m) for f, m in zip(frames, masks, strict=True)]
         rows.append(np.concatenate([_tile(o, scale, False) for o in overlays], axis=1))
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)  # like the tick log and --frames-dir
     write_png(out, np.concatenate(rows, axis=0))
     return out
 

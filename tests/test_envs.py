@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -11,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from sgqn_robot.envs import SPLITS, TASKS, make_env, textures
+from sgqn_robot.envs import SPLITS, TASKS, gallery, make_env, oracle, textures
 from sgqn_robot.envs.oracle import oracle_action, success_rate
 from sgqn_robot.envs.splits import FIXED_TEST_SCENES, RANDOMIZED_SPLITS
 
@@ -196,6 +198,30 @@ def test_oracle_solves_every_split(env_factory, task: str, split: str) -> None:
     assert rate == 1.0
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--splits", "train", "tset1"], "unknown split 'tset1'; valid splits: train, test1,"),
+        (["--tasks", "reach", "rech"], "unknown task 'rech'; valid tasks: reach, peg_in_box"),
+        (["--tasks", "reach", "--splits", "train", "--episodes", "0"], "--episodes 0: must be"),
+    ],
+)
+def test_oracle_cli_refuses_bad_options_in_one_line_before_any_episode(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    ran: list[gym.Env] = []
+    monkeypatch.setattr(oracle, "success_rate", lambda env, n: ran.append(env) or (1.0, 0.0))
+    with pytest.raises(SystemExit) as stop:
+        oracle.main(flags)
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and ran == [] and out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"python -m sgqn_robot.envs.oracle: error: {message}"), err
+
+
 def test_oracle_action_is_in_bounds(env_factory) -> None:
     env = env_factory("peg_in_box")
     env.reset(seed=0)
@@ -256,6 +282,21 @@ def test_gallery_writes_picture(tmp_path) -> None:
     out = save_gallery(tmp_path / "g.png", size=32)
     w, h = Image.open(out).size
     assert w > 32 * len(SPLITS) and h > 32 * len(TASKS)
+
+
+def test_gallery_cli_writes_only_where_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written: list[str] = []
+    monkeypatch.setattr(gallery, "save_gallery", lambda out, size, seed: written.append(out))
+    with pytest.raises(SystemExit) as stop:  # no default that could overwrite the shipped picture
+        gallery.main([])
+    assert stop.value.code == 2 and written == [] and "--out" in capsys.readouterr().err
+    gallery.main(["--out", str(tmp_path / "g.png")])
+    assert written == [str(tmp_path / "g.png")]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = re.findall(r"python -m sgqn_robot\.envs\.gallery([^`\n]*)", readme)
+    assert documented and all("--out docs/images/splits.png" in cmd for cmd in documented)
 
 
 def test_user_texture_paths_expand_home(tmp_path, monkeypatch) -> None:

@@ -3,7 +3,9 @@ tick log + viewer, and the import rule (no torch/mujoco/robosuite) in a fresh in
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -311,10 +313,43 @@ def test_overrun_skips_missed_slots_and_consecutive_overruns_stop(model: Path) -
     assert max(res.lateness) < 1e-9  # deadlines were moved to the next free slot, not missed
 
 
-def test_stream_that_ends_trips_the_stale_frame_watchdog(model: Path, stream: Path) -> None:
+def test_replayed_stream_that_ends_is_a_normal_end_not_a_fault(
+    model: Path, stream: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     res, robot = replay(model, stream, SimulatedClock(), color_order="BGR")
-    assert res.stop_reason == "stale_frame" and robot.stops == 1
-    assert len(robot.actions) == 40 + 2  # last frame served 3 more times, third one stops
+    assert res.stop_reason == "end_of_stream" and robot.stops == 1
+    assert len(robot.actions) == 40 and res.events["stale_frame"] == 0  # every frame used once
+    assert replay_example.main([str(model), str(stream), "--bgr", "--fast"]) == 0
+    out = capsys.readouterr().out
+    assert "40 ticks, stop: end_of_stream" in out and "stale_frame" not in out, out
+
+
+class FrozenCamera:
+    """A live camera gone wrong: the same frame on every read, or new frames with an old stamp."""
+
+    color_order = "RGB"
+
+    def __init__(self, clock: SimulatedClock, same_index: bool) -> None:
+        self.clock, self.same_index, self.i = clock, same_index, 0
+        self.stamp = clock.now() - PERIOD / 2  # ages 0.02, 0.06, 0.10, 0.14 s at ticks 1-4
+
+    def read(self) -> Frame:
+        self.i += 1
+        index, stamp = (0, self.clock.now()) if self.same_index else (self.i, self.stamp)
+        return Frame(_frames(1)[0], stamp, index)
+
+
+@pytest.mark.parametrize("same_index", [True, False], ids=["repeated", "old"])
+def test_live_camera_that_freezes_still_trips_the_stale_frame_watchdog(
+    model: Path, same_index: bool
+) -> None:
+    clock = SimulatedClock()
+    robot = RecordingRobot()
+    camera = FrozenCamera(clock, same_index)
+    res = ControlLoop(OnnxPolicy(model), camera, robot, clock).run(max_ticks=50)
+    # tick 4 sees the 3rd repeat of frame 0, or a frame 0.14 s > 3 periods (0.12 s) old
+    assert (res.stop_reason, res.ticks, res.events["stale_frame"]) == ("stale_frame", 4, 1)
+    assert robot.stops == 1 and len(robot.actions) == 3
 
 
 def test_nonfinite_action_stops_without_commanding(model: Path) -> None:
@@ -452,6 +487,70 @@ def test_log_to_an_existing_directory_is_a_one_line_error(
     assert (tmp_path / "keep.txt").read_text() == "user data" and not sim.built
 
 
+def test_replay_strip_into_a_new_folder_creates_it(model: Path, tmp_path: Path) -> None:
+    clock = SimulatedClock()
+    with TickLogger(tmp_path / "log", frame_shape=(3, 16, 16), action_dim=3) as log:
+        ControlLoop(OnnxPolicy(model), SlowCamera(_frames(), clock, 0.0), RecordingRobot(),
+                    clock, logger=log).run(max_ticks=10)  # fmt: skip
+    out = tmp_path / "new" / "dir" / "strip.png"
+    assert run.main(["--replay", str(tmp_path / "log"), "-o", str(out), "--every", "5"]) == 0
+    assert read_png(out).shape == (16 * 2 + 4, 2 * (16 * 2 + 4), 3)
+
+
+def test_sim_without_the_simulator_says_to_install_the_training_extra(model: Path) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["gymnasium"] = None  # as on the bare robot-PC install
+        from sgqn_robot.export import run
+        sys.exit(run.main([{str(model)!r}, "--sim", "reach", "--episodes", "1"]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (out.returncode, out.stderr.splitlines()) == (
+        2,
+        [
+            "sgqn-run: error: --sim needs the simulator: no module named 'gymnasium'; install the "
+            "training extra: pip install torch==2.13.0 && pip install 'sgqn-robot[train]'"
+        ],
+    ), out.stderr
+
+
+def test_sim_puts_your_own_photos_into_the_scene(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "lab"
+    photos.mkdir()
+    write_png(photos / "table.png", np.full((8, 8, 3), (200, 30, 30), np.uint8))
+    scenes: list[object] = []
+
+    class SpySim(sim_adapters.SimSession):
+        """The real simulator; records the user textures its scene was built with."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            scenes.append(self.env.unwrapped)
+
+    monkeypatch.setattr(sim_adapters, "SimSession", SpySim)
+    reach = next(p for p in SHIPPED if p.name.startswith("reach"))  # a model the sim can run
+    args = [str(reach), "--sim", "reach", "--episodes", "1", "--max-ticks", "2", "--clock", "sim"]
+    log = tmp_path / "log"
+    assert run.main([*args, "--textures", str(photos), "--log", str(log)]) == 0
+    assert open_log(log).attrs["sim"]["textures"] == [str(photos)]
+    assert run.main(args) == 0
+    with_photo, plain = (s.appearance.user_textures for s in scenes)
+    assert set(with_photo) == {"table"} and not plain
+    missing = tmp_path / "none.png"
+    assert run.main([*args, "--textures", str(missing)]) == 2
+    assert f"texture file {missing}: no such file" in capsys.readouterr().err
+
+
+def test_adapters_template_works_when_copied_out_of_the_package(tmp_path: Path) -> None:
+    copy = shutil.copy(Path(run.__file__).with_name("adapters_template.py"), tmp_path / "arm.py")
+    spec = importlib.util.spec_from_file_location("arm", copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # relative imports would fail here: no parent package
+    assert callable(module.run_real) and module.SafetyLimits is SafetyLimits
+
+
 def test_tick_logger_for_model_is_shaped_by_and_keeps_the_metadata(
     model: Path, tmp_path: Path
 ) -> None:
@@ -519,6 +618,9 @@ def test_sim_run_closes_simulator_and_log_when_a_check_fails(
         (["--max-frame-age", "0"], "--max-frame-age 0.0: must be > 0 s"),
         (["--rate", "-5"], "--rate -5.0: the control rate must be a positive number of Hz"),
         (["--rate", "inf"], "--rate inf"),
+        (["--episodes", "0"], "--episodes 0: must be >= 1"),
+        (["--episodes", "-3"], "--episodes -3: must be >= 1"),
+        (["--max-ticks", "0"], "--max-ticks 0: must be >= 1"),
     ],
 )
 def test_bad_safety_and_timing_overrides_are_one_line_errors(
