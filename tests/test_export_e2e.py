@@ -154,7 +154,7 @@ def test_sim_closed_loop_logs_every_tick(sim_log: Path, capsys: pytest.CaptureFi
     assert g["frame"].shape == (100, 3, 64, 64) and g["saliency"].shape == (100, 64, 64)
     assert not g["overrun"][:].any()
     assert np.all(np.abs(g["safe_action"][:]) <= 1)
-    assert g.attrs["sim"] == {"task": "reach", "split": "test2"}
+    assert g.attrs["sim"] == {"task": "reach", "split": "test2", "textures": None}
 
 
 def test_sim_clock_reports_wall_time_not_zero_latencies(
