@@ -5,10 +5,11 @@
 # farama-notifications, hydra-core 1.3.8, omegaconf 2.3.0, antlr4-python3-runtime 4.9.3,
 # hydra-joblib-launcher, zarr 3.1.5, donfig, numcodecs, google-crc32c).
 #   [GPU_TASKS=reach] [GPU_AGENTS=sac,svea,sgqn] [GPU_SEEDS=1,2] [GPU_PAPER=1] [GPU_THREADS=1] \
-#     bash bench/gpu_box.sh MINUTES [final [EPISODES]]
+#     [GPU_EVAL_S=600] bash bench/gpu_box.sh MINUTES [final [EPISODES]]
 # Trains (or resumes) the evidence runs under runs/gpu* for MINUTES, then packs their logs, eval
 # results and metrics into $OUT; with `final`, also evaluates every split (EPISODES each, default
-# 30) and exports the SGQN actors to ONNX.
+# 30; stopped after GPU_EVAL_S seconds, so a lease's last minutes still bring the training back)
+# and exports the SGQN actors to ONNX.
 set -euo pipefail
 minutes=${1:?minutes}
 episodes=${3:-30}
@@ -35,9 +36,13 @@ train_set() {  # OUT_DIR ENCODER TASKS SEEDS: one set of runs, in the background
 train_set runs/gpu_fast fast "$tasks" "$seeds"
 if [ "${GPU_PAPER:-1}" = 1 ]; then train_set runs/gpu_paper paper reach 1; fi
 wait
+pack() { tar czf "$OUT/evidence.tgz" --exclude=replay.zarr --exclude=checkpoints "${outs[@]}"; }
+pack  # what training wrote comes back even if the evaluation below runs out of time
 if [ "${2:-}" = final ]; then
-  for d in "${outs[@]}"; do $ev evaluate --out "$d" --episodes "$episodes" & done
-  wait
+  for d in "${outs[@]}"; do
+    timeout "${GPU_EVAL_S:-600}" $ev evaluate --out "$d" --episodes "$episodes" &
+  done
+  wait || true
   for d in "${outs[@]}"; do
     for r in "$d"/*-sgqn-s*; do
       sgqn-export "$r" -o "$OUT/$(basename "$d")-$(basename "$r").onnx" || true
@@ -47,5 +52,5 @@ fi
 for d in "${outs[@]}"; do
   for log in "$d"/logs/*.log; do echo "== $log"; tail -n 4 "$log"; done
 done
-tar czf "$OUT/evidence.tgz" --exclude=replay.zarr --exclude=checkpoints "${outs[@]}"
+pack
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
