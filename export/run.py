@@ -185,7 +185,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "*table*, *floor* or *wall* goes there), to check transfer to your lab before deploying",
     )
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="episode i resets with SEED + i (1000000: the episodes sgqn-eval runs)",
+    )
     p.add_argument("--max-ticks", type=int, help="cap ticks per episode")
     p.add_argument(
         "--clock",

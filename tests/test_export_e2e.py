@@ -210,3 +210,15 @@ def test_runner_replays_real_frames_with_torch_and_simulator_blocked(
     recorded = open_log(sim_log)["raw_action"][:]
     # same frames, same model; the replay's stack never resets between the two episodes
     np.testing.assert_allclose(replayed[:50], recorded[:50], atol=1e-6)
+
+
+def test_seed_help_names_the_episodes_sgqn_eval_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """README tells users to compare the loop with `sgqn-eval` on the same episodes via --seed;
+    the number in the help must follow the evaluator's seed."""
+    from sgqn_robot.evaluate import EVAL_SEED
+
+    with pytest.raises(SystemExit):
+        run.parse_args(["--help"])
+    assert f"SEED + i ({EVAL_SEED}: the episodes sgqn-eval runs)" in " ".join(
+        capsys.readouterr().out.split()
+    )
