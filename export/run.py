@@ -1,6 +1,7 @@
 """``sgqn-run``: the exported policy in a closed loop (simulator) or a tick log to a PNG strip.
 
     sgqn-run model.onnx --sim reach --split test2 --episodes 10 [--log run.zarr]
+    sgqn-run model.onnx --sim peg_in_box --split all --episodes 30 --clock sim   # every split
     sgqn-run --replay run.zarr -o strip.png
 
 Needs only numpy, onnxruntime and zarr, plus the simulator (the training extra) for ``--sim``.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sgqn_robot.extras import MissingExtra
+from sgqn_robot.extras import MissingExtra, needs_train_extra
 
 from .control_loop import ControlLoop, LoopResult
 from .interfaces import PRIORITIES, Clock, MonotonicClock, SimulatedClock, raise_priority
@@ -73,13 +74,32 @@ def load_saliency(policy: OnnxPolicy, threads: int | None) -> SaliencyModel:
     return SaliencyModel(policy.path.with_name(name), threads)
 
 
-def run_sim(args: argparse.Namespace) -> int:
-    """Closed loop in our simulator: per-episode return/success, then the timing summary."""
-    from .sim_adapters import SimSession, env_kwargs
+def sim_splits(spec: str) -> list[str]:
+    """``--split``: one split, several comma-separated, or ``all`` (every split, in order)."""
+    with needs_train_extra("--sim needs the simulator"):
+        from sgqn_robot.envs import SPLITS
+        from sgqn_robot.envs.splits import check_split
 
+    if spec == "all":
+        return list(SPLITS)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise ValueError(f"--split {spec!r}: name a split, several as a,b,c, or 'all'")
+    try:
+        return [check_split(s) for s in names]
+    except ValueError as e:
+        raise ValueError(f"--split: {e}, or 'all'") from None
+
+
+def run_sim(args: argparse.Namespace) -> int:
+    """Closed loop in our simulator: per-episode return/success and one summary line per split,
+    then the timing summary."""
     for flag, value in (("--episodes", args.episodes), ("--max-ticks", args.max_ticks)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} {value}: must be >= 1")
+    splits = sim_splits(args.split)
+    if args.log and len(splits) > 1:
+        raise ValueError(f"--log records one split, --split gives {len(splits)}: name one")
     apply_priority(args.priority, "sgqn-run")
     policy = OnnxPolicy(args.model, args.threads)
     meta = policy.meta
@@ -93,13 +113,48 @@ def run_sim(args: argparse.Namespace) -> int:
     clock: Clock = (
         SimulatedClock() if args.clock == "sim" else MonotonicClock.for_priority(args.priority)
     )
+    total = LoopResult()
+    started = time.perf_counter()
+    for split in splits:
+        returns, successes, period, stopped = _run_split(
+            args, split, policy, saliency, limits, clock, total
+        )
+        print(
+            f"{args.sim}/{split}: mean return {np.mean(returns):.3f}, success "
+            f"{successes}/{len(returns)}, period {period * 1e3:.1f} ms ({args.clock} clock)"
+        )
+        if stopped:
+            break
+    if args.clock == "sim":  # simulated time has no lateness or latency to report
+        wall = time.perf_counter() - started
+        print(
+            f"timing: sim clock, no waiting: {total.ticks} ticks in {wall:.1f} s wall "
+            f"({wall / max(total.ticks, 1) * 1e3:.1f} ms per tick incl. simulation)"
+        )
+    else:
+        print("timing: " + ", ".join(f"{k} {v:.3g}" for k, v in total.timing_summary().items()))
+    return 0
+
+
+def _run_split(
+    args: argparse.Namespace,
+    split: str,
+    policy: OnnxPolicy,
+    saliency: SaliencyModel | None,
+    limits: SafetyLimits,
+    clock: Clock,
+    total: LoopResult,
+) -> tuple[list[float], int, float, bool]:
+    """``args.episodes`` episodes on one split, adding their timing to ``total``: (returns,
+    successes, control period, whether a safety stop ended the run)."""
+    from .sim_adapters import SimSession, env_kwargs
+
+    meta = policy.meta
     kwargs = env_kwargs(meta)
     if args.textures:  # one folder (or file) as given; several files as a list
         kwargs["textures"] = args.textures[0] if len(args.textures) == 1 else args.textures
     with ExitStack() as resources:  # closes the simulator and the log on every path
-        session = resources.enter_context(
-            closing(SimSession(args.sim, args.split, clock, **kwargs))
-        )
+        session = resources.enter_context(closing(SimSession(args.sim, split, clock, **kwargs)))
         session.reset(args.seed)
         frame_shape = session.obs.shape
         if frame_shape != (meta.channels_per_frame, meta.image_size, meta.image_size):
@@ -112,9 +167,7 @@ def run_sim(args: argparse.Namespace) -> int:
                 TickLogger.for_model(
                     args.log,
                     meta,
-                    attrs={
-                        "sim": {"task": args.sim, "split": args.split, "textures": args.textures}
-                    },
+                    attrs={"sim": {"task": args.sim, "split": split, "textures": args.textures}},
                     saliency=saliency is not None,
                 )
             )
@@ -128,8 +181,7 @@ def run_sim(args: argparse.Namespace) -> int:
             logger=logger,
             saliency=saliency,
         )
-        total, successes, returns = LoopResult(), 0, []
-        started = time.perf_counter()
+        successes, returns = 0, []
         for ep in range(args.episodes):
             if ep:
                 session.reset(args.seed + ep)
@@ -146,20 +198,8 @@ def run_sim(args: argparse.Namespace) -> int:
             total.lateness += res.lateness
             total.latency += res.latency
             if res.stop_reason not in ("done", "max_ticks"):
-                break
-    print(
-        f"{args.sim}/{args.split}: mean return {np.mean(returns):.3f}, success "
-        f"{successes}/{len(returns)}, period {loop.period * 1e3:.1f} ms ({args.clock} clock)"
-    )
-    if args.clock == "sim":  # simulated time has no lateness or latency to report
-        wall = time.perf_counter() - started
-        print(
-            f"timing: sim clock, no waiting: {total.ticks} ticks in {wall:.1f} s wall "
-            f"({wall / max(total.ticks, 1) * 1e3:.1f} ms per tick incl. simulation)"
-        )
-    else:
-        print("timing: " + ", ".join(f"{k} {v:.3g}" for k, v in total.timing_summary().items()))
-    return 0
+                return returns, successes, loop.period, True
+    return returns, successes, loop.period, False
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -176,7 +216,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--sim", choices=SIM_TASKS, help="closed loop in this simulator task (training extra)"
     )
-    p.add_argument("--split", default="train", help="visual split of the simulator")
+    p.add_argument(
+        "--split",
+        default="train",
+        help="--sim: visual split of the simulator; several as a,b,c, or 'all' (one summary line "
+        "each)",
+    )
     p.add_argument(
         "--textures",
         nargs="+",

@@ -222,3 +222,17 @@ def test_seed_help_names_the_episodes_sgqn_eval_runs(capsys: pytest.CaptureFixtu
     assert f"SEED + i ({EVAL_SEED}: the episodes sgqn-eval runs)" in " ".join(
         capsys.readouterr().out.split()
     )
+
+
+def test_sim_runs_several_splits_with_one_summary_line_each(
+    fast: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(fast[1]), "--sim", "reach", "--split", "train,test2", "--episodes", "2",
+            "--max-ticks", "3", "--clock", "sim"]  # fmt: skip
+    assert run.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    summaries = [line.split(":")[0] for line in out if ": mean return " in line]
+    assert summaries == ["reach/train", "reach/test2"]
+    assert sum(line.startswith("episode ") for line in out) == 4
+    assert out[-1].startswith("timing: sim clock, no waiting: 12 ticks in "), out[-1]
+    assert run.sim_splits("all") == list(SPLITS)

@@ -621,6 +621,10 @@ def test_sim_run_closes_simulator_and_log_when_a_check_fails(
         (["--episodes", "0"], "--episodes 0: must be >= 1"),
         (["--episodes", "-3"], "--episodes -3: must be >= 1"),
         (["--max-ticks", "0"], "--max-ticks 0: must be >= 1"),
+        (["--split", "test9"], "--split: unknown split 'test9'; valid splits: train, test1"),
+        (["--split", "train,bogus"], "unknown split 'bogus'"),
+        (["--split", ","], "--split ',': name a split, several as a,b,c, or 'all'"),
+        (["--split", "train,test1", "--log", "x.zarr"], "--log records one split, --split gives 2"),
     ],
 )
 def test_bad_safety_and_timing_overrides_are_one_line_errors(
