@@ -3,7 +3,8 @@
 # .debs: libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2) and `.whl` (the cp312
 # wheels beyond that machine's image: mujoco 3.9.0, glfw, pyopengl, gymnasium 1.4.0,
 # farama-notifications, hydra-core 1.3.8, omegaconf 2.3.0, antlr4-python3-runtime 4.9.3,
-# hydra-joblib-launcher, zarr 3.1.5, donfig, numcodecs, google-crc32c).
+# hydra-joblib-launcher, zarr 3.1.5, donfig, numcodecs, google-crc32c); bench/gpu_box_prepare.sh
+# fills both here.
 #   [GPU_TASKS=reach] [GPU_AGENTS=sac,svea,sgqn] [GPU_SEEDS=1,2] [GPU_PAPER=1] [GPU_THREADS=1] \
 #     [GPU_EVAL_S=600] bash bench/gpu_box.sh MINUTES [final [EPISODES]]
 # Trains (or resumes) the evidence runs under runs/gpu* for MINUTES, then packs their logs, eval
