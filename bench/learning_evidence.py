@@ -15,7 +15,8 @@
     # the same over some seeds only, e.g. while the others still run:
     python bench/learning_evidence.py report --out runs/evidence --seeds 1 --prefix s1_
     # keep what `report` reads (config, metrics, final evaluation, TensorBoard scalars; no
-    # checkpoints or replay) in the repository; `report --out docs/evidence/cpu` then works too:
+    # checkpoints or replay) in the repository; `report --out docs/evidence/cpu` then works too
+    # (--unfinished: also runs still training, so their curves so far outlive the machine):
     python bench/learning_evidence.py keep --out runs/evidence --to docs/evidence/cpu
 
 Each run is a plain `sgqn-train` run dir (`<out>/<task>-<agent>-s<seed>`); this script only
@@ -494,24 +495,31 @@ def report(args: argparse.Namespace) -> None:
 
 
 def keep(args: argparse.Namespace) -> None:
-    """Copy each finished run's report inputs (a few hundred kB) to `args.to/<run name>/`."""
+    """Copy each finished run's report inputs (a few hundred kB) to `args.to/<run name>/`; with
+    `--unfinished` also the runs still without a final evaluation (their curves and in-training
+    tables), so a long run's evidence so far survives the loss of the machine that trains it."""
     import shutil
 
     for run in _runs(args.out):
         final = _final_json(run)
-        if not final.is_file():
-            print(f"skipped {run.name}: no final evaluation (run `evaluate` first)")
+        if not final.is_file() and not args.unfinished:
+            print(f"skipped {run.name}: no final evaluation (run `evaluate` first, or pass "
+                  "--unfinished to keep its curves so far)")  # fmt: skip
             continue
         dest = args.to / run.name
         if dest.exists():
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
-        for name in ("config.yaml", "metrics.csv"):
-            shutil.copy2(run / name, dest / name)
-        shutil.copy2(final, dest / "final.json")
+        shutil.copy2(run / "config.yaml", dest / "config.yaml")
+        metrics = (run / "metrics.csv").read_text()  # a running trainer may be mid-line
+        (dest / "metrics.csv").write_text(metrics[: metrics.rfind("\n") + 1])
         if (run / "tb").is_dir():
             shutil.copytree(run / "tb", dest / "tb")
-        print("kept", dest)
+        if final.is_file():
+            shutil.copy2(final, dest / "final.json")
+            print("kept", dest)
+        else:
+            print("kept", dest, "(unfinished: no final evaluation yet)")
 
 
 def main() -> None:
@@ -559,6 +567,11 @@ def main() -> None:
     k = sub.add_parser("keep")
     k.add_argument("--out", type=Path, required=True)
     k.add_argument("--to", type=Path, required=True)
+    k.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="also runs without a final evaluation (curves and in-training evaluations so far)",
+    )
     args = p.parse_args()
     {"train": train, "evaluate": evaluate, "report": report, "keep": keep}[args.cmd](args)
 

@@ -694,10 +694,19 @@ def test_learning_evidence_keeps_only_what_the_report_reads(
             (run / f).write_bytes((kept / f).read_bytes())
         (run / "tb" / "events.out.tfevents.1").write_bytes(b"x")
     (runs / "reach-sgqn-s1" / "eval" / "final.json").write_bytes((kept / "final.json").read_bytes())
+    with (runs / "reach-sgqn-s2" / "metrics.csv").open("a") as f:
+        f.write("15050,train/ret")  # still training: its trainer is mid-line
     to = tmp_path / "evidence"
-    le.keep(argparse.Namespace(out=runs, to=to))
+    le.keep(argparse.Namespace(out=runs, to=to, unfinished=False))
     assert "skipped reach-sgqn-s2: no final evaluation" in capsys.readouterr().out
     (dest,) = to.iterdir()
     names = {p.relative_to(dest).as_posix() for p in dest.rglob("*")}
     assert names == {"config.yaml", "metrics.csv", "final.json", "tb", "tb/events.out.tfevents.1"}
     assert json.loads((dest / "final.json").read_text())["step"] == 15000
+    # --unfinished: the unevaluated run's curves so far too, without its cut-off last row
+    le.keep(argparse.Namespace(out=runs, to=to, unfinished=True))
+    assert "reach-sgqn-s2 (unfinished: no final evaluation yet)" in capsys.readouterr().out
+    dest = to / "reach-sgqn-s2"
+    names = {p.relative_to(dest).as_posix() for p in dest.rglob("*")}
+    assert names == {"config.yaml", "metrics.csv", "tb", "tb/events.out.tfevents.1"}
+    assert (dest / "metrics.csv").read_text() == (kept / "metrics.csv").read_text()
