@@ -6,7 +6,9 @@
 # hydra-joblib-launcher, zarr 3.1.5, donfig, numcodecs, google-crc32c); bench/gpu_box_prepare.sh
 # fills both here.
 #   [GPU_TASKS=reach] [GPU_AGENTS=sac,svea,sgqn] [GPU_SEEDS=1,2] [GPU_PAPER=1] [GPU_THREADS=1] \
-#     [GPU_EVAL_S=600] bash bench/gpu_box.sh MINUTES [final [EPISODES]]
+#     [GPU_EVAL_S=600] [SGQN_GIT_SHA=<commit>] bash bench/gpu_box.sh MINUTES [final [EPISODES]]
+# The box gets the working tree without .git: pass the commit it was copied from as SGQN_GIT_SHA
+# (written here, e.g. `git rev-parse HEAD`), so checkpoints and exports name the code that made them.
 # Trains (or resumes) the evidence runs under runs/gpu* for MINUTES, then packs their logs, eval
 # results and metrics into $OUT; with `final`, also evaluates every split (EPISODES each, default
 # 30; stopped after GPU_EVAL_S seconds, so a lease's last minutes still bring the training back)

@@ -22,6 +22,7 @@ FORMAT = "sgqn_robot.actor/1"
 K_FORMAT = "sgqn.format"
 K_VERSION = "sgqn.package_version"
 K_GIT_SHA = "sgqn.git_sha"
+K_EXPORT_GIT_SHA = "sgqn.export_git_sha"
 K_TASK = "sgqn.task"
 K_AGENT = "sgqn.agent"
 K_STEP = "sgqn.step"
@@ -123,7 +124,8 @@ class ModelMetadata:
     training_config: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     package_version: str = "unknown"
-    git_sha: str = "unknown"
+    git_sha: str = "unknown"  # the code that trained the weights
+    export_git_sha: str = "unknown"  # the code that exported them
     saliency_graph: str = ""
     obs_dtype: str = "uint8"
     obs_layout: str = "NCHW"
@@ -143,6 +145,7 @@ class ModelMetadata:
             K_FORMAT: FORMAT,
             K_VERSION: self.package_version,
             K_GIT_SHA: self.git_sha,
+            K_EXPORT_GIT_SHA: self.export_git_sha,
             K_TASK: self.task,
             K_AGENT: self.agent,
             K_STEP: str(self.step),
@@ -195,6 +198,7 @@ class ModelMetadata:
                 parity=json.loads(props.get(K_PARITY, "{}")),
                 package_version=props.get(K_VERSION, "unknown"),
                 git_sha=props.get(K_GIT_SHA, "unknown"),
+                export_git_sha=props.get(K_EXPORT_GIT_SHA, "unknown"),
                 saliency_graph=props.get(K_SALIENCY, ""),
                 obs_dtype=props[K_OBS_DTYPE],
                 obs_layout=props[K_OBS_LAYOUT],

@@ -14,9 +14,7 @@ This is the only module of ``sgqn_robot.export`` that imports torch; the runner 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Mapping
@@ -29,6 +27,8 @@ import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
+
+from sgqn_robot.provenance import code_identity
 
 from .metadata import DEFAULT_PREPROCESSING, ModelError, ModelMetadata, base_frame_workspace
 from .policy import INPUT, OUTPUT
@@ -66,28 +66,6 @@ class SaliencyGraph(nn.Module):
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.predictor(obs, action))
-
-
-def git_sha() -> str:
-    """Commit of this checkout, "unknown" outside git (e.g. an installed wheel)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("sgqn-robot")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def _torch_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
@@ -281,6 +259,7 @@ def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
     from sgqn_robot.envs.scene import ROBOT_BASE
 
     cfg = policy.config
+    here = code_identity()
     frame_stack = int(_cfg(cfg, "env.frame_stack", 1))
     size = int(_cfg(cfg, "env.image_size"))
     space = env.action_space
@@ -304,8 +283,10 @@ def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
         action_scale_m=float(ACTION_SCALE),
         workspace=workspace,
         training_config=dict(cfg),
-        package_version=package_version(),
-        git_sha=git_sha(),
+        # the code that trained the weights; checkpoints from before 2026-11-28 lack it
+        package_version=policy.code.get("package_version") or here["package_version"],
+        git_sha=policy.code.get("git_sha") or here["git_sha"],
+        export_git_sha=here["git_sha"],
     )
 
 
@@ -366,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     err = meta.parity["max_abs_err"]
     print(
-        f"wrote {args.output} (task {meta.task}, obs {meta.obs_shape}, parity max |err| {err:.2e})"
+        f"wrote {args.output} (task {meta.task}, obs {meta.obs_shape}, trained at code "
+        f"{meta.git_sha}, parity max |err| {err:.2e})"
     )
     if meta.saliency_graph:
         print(f"wrote {Path(args.output).with_name(meta.saliency_graph)}")

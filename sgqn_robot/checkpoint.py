@@ -2,9 +2,9 @@
 
 Layout of `<run>/checkpoints/step_<N>/`: `agent.pt` (the agent's `state_dict`: networks, target
 nets, optimizers), `rng.pt` (torch RNG states), `config.yaml` (the resolved training config) and
-`state.json` (counters, numpy RNG state, observation/action shapes). A save is written to a hidden
-temp dir, renamed to `step_<N>`, then the `latest` symlink is swapped with an atomic rename, so a
-reader (or a resume after SIGKILL) only ever sees complete checkpoints. The checkpoint `latest`
+`state.json` (counters, numpy RNG state, observation/action shapes, the code that trained it).
+A save is written to a hidden temp dir, renamed to `step_<N>`, then the `latest` symlink is
+swapped with an atomic rename, so a reader (or a resume after SIGKILL) only ever sees complete checkpoints. The checkpoint `latest`
 pointed to before stays until the next save, so a reader that resolved it just before the swap
 (`sgqn-eval`, an export) can finish; everything older is removed.
 
@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ class Policy:
     predictor: nn.Module | None
     config: dict[str, Any]
     step: int
+    code: dict[str, str] = field(
+        default_factory=dict
+    )  # {"git_sha", "package_version"} that trained it
 
 
 def _fsync(path: Path) -> None:
@@ -178,4 +181,5 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Policy:
         predictor=None if predictor is None else predictor.eval(),
         config=ckpt.config,
         step=int(ckpt.state["step"]),
+        code=dict(ckpt.state.get("code", {})),  # absent in checkpoints from before 2026-11-28
     )

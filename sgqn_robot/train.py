@@ -57,6 +57,7 @@ from sgqn_robot.evaluate import (
 from sgqn_robot.graceful_stop import stop_on_signal
 from sgqn_robot.logger import Logger
 from sgqn_robot.malloc_reuse import keep_freed_memory
+from sgqn_robot.provenance import code_identity
 from sgqn_robot.replay import ReplayBuffer
 from sgqn_robot.run_lock import RunDirBusy, hold_run_dir
 from sgqn_robot.saliency_figure import save_saliency_grid
@@ -176,6 +177,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
     check_config(cfg)
     run_dir, ckpt = prepare_run_dir(cfg)
     config = to_plain(cfg) | {"run_dir": str(run_dir)}
+    code = code_identity()  # before training: the code this process runs, for every checkpoint
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # ~10% of an update's CPU time went to page faults otherwise
@@ -222,6 +224,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
             log.info("resumed %s at step %d (%d replay frames)", run_dir, step, replay.total)
         else:
             log.info("run dir %s", run_dir)
+        log.info("code %s (sgqn-robot %s)", code["git_sha"], code["package_version"])
 
         logger = Logger(run_dir, resume_step=step if ckpt is not None else None)
         cleanup.callback(logger.close)
@@ -273,6 +276,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
                 "numpy_rng": rng.bit_generator.state,
                 "obs_shape": list(obs_shape),
                 "action_dim": action_dim,
+                "code": code,
             }
             save_checkpoint(run_dir, step, agent.state_dict(), rng_state, config, state)
 

@@ -5,6 +5,7 @@ blocked."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -28,6 +29,7 @@ from test_runner import BLOCKER
 from sgqn_robot.agents import make_agent
 from sgqn_robot.checkpoint import load_policy, save_checkpoint
 from sgqn_robot.config import compose_config, to_plain
+from sgqn_robot.provenance import code_identity
 
 
 def real_run_dir(
@@ -81,8 +83,27 @@ def test_export_records_metadata_and_parity_on_every_split(fast: tuple[Path, Pat
     assert meta.workspace is not None and meta.action_scale_m == 0.05
     assert set(meta.parity["per_split_max_abs_err"]) == set(SPLITS)
     assert meta.parity["max_abs_err"] < 1e-5 and meta.training_config["encoder"]["preset"] == "fast"
-    assert meta.git_sha != "" and meta.package_version != ""
+    # a checkpoint without a recorded `code` (from before 2026-11-28) takes the exporter's
+    assert meta.git_sha == meta.export_git_sha == code_identity()["git_sha"] != ""
     assert (fast[1].parent / meta.saliency_graph).is_file()
+
+
+def test_export_names_the_code_that_trained_the_weights(tmp_path: Path) -> None:
+    """A run trained at one commit and exported from another checkout names both, apart."""
+    run_dir = real_run_dir(tmp_path, "fast")
+    state_file = run_dir / "checkpoints" / "latest" / "state.json"
+    state = json.loads(state_file.read_text())
+    trained = {"git_sha": "0123abc-dirty", "package_version": "0.0.1"}
+    state_file.write_text(json.dumps(state | {"code": trained}))
+    policy = load_policy(run_dir)
+    env = make_env("reach", image_size=64)
+    try:
+        meta = onnx_export.metadata_from_policy(policy, env)
+    finally:
+        env.close()
+    meta = md.ModelMetadata.from_props(meta.to_props())  # as the runner reads it back
+    assert (meta.git_sha, meta.package_version) == ("0123abc-dirty", "0.0.1")
+    assert meta.export_git_sha == code_identity()["git_sha"]
 
 
 def test_workspace_box_and_sim_pose_share_the_robot_base_frame(fast: tuple[Path, Path]) -> None:

@@ -31,6 +31,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from sgqn_robot.checkpoint import load_checkpoint, load_policy
 from sgqn_robot.config import ConfigError, compose_config
 from sgqn_robot.evaluate import Evaluator
+from sgqn_robot.provenance import code_identity
 from sgqn_robot.run_lock import hold_run_dir
 from sgqn_robot.train import RunDirError, merge_overrides, train
 
@@ -96,6 +97,7 @@ def test_smoke_training_writes_every_artifact(
     assert load_checkpoint(run_dir).state["step"] == 60
     policy = load_policy(run_dir)
     assert policy.step == 60 and policy.config["agent"]["name"] == agent
+    assert policy.code == code_identity()  # the code that trained it, for the export's metadata
     assert policy.config["env"]["image_size"] == 64
     obs = torch.randint(0, 256, (2, 3 * k, 64, 64), dtype=torch.uint8)
     with torch.no_grad():
