@@ -138,6 +138,44 @@ class ModelMetadata:
     def channels_per_frame(self) -> int:
         return self.obs_shape[0] // self.frame_stack
 
+    def describe(self) -> str:
+        """What a person deploying the file needs to know about it, one aspect per line."""
+        cfg = self.training_config
+        encoder = cfg.get("encoder")
+        encoder = encoder.get("preset", "?") if isinstance(encoder, dict) else "?"
+        size = f"{self.image_size}x{self.image_size}"
+        bounds = " x ".join(
+            f"[{lo:g}, {hi:g}]" for lo, hi in zip(self.action_low, self.action_high, strict=True)
+        )
+        p = self.preprocessing
+        lines = [
+            f"{self.agent} policy for {self.task}, {self.step} env steps "
+            f"(encoder {encoder}, seed {cfg.get('seed', '?')})",
+            f"trained by   code {self.git_sha} (sgqn-robot {self.package_version}); "
+            f"exported by code {self.export_git_sha}",
+            f"input        {self.obs_dtype} {self.obs_layout} {list(self.obs_shape)}: "
+            f"{self.frame_stack} frame(s) of {size} {p.get('color_order', '?')} from camera "
+            f"{self.camera!r} ({p.get('crop', '?')} crop, {p.get('resize', '?')} resize)",
+            f"output       {self.action_dim} actions ({self.action_space}) in {bounds}, "
+            f"{self.action_scale_m:g} m end-effector step per unit",
+            f"control      every {self.control_period * 1e3:.1f} ms "
+            f"({1 / self.control_period:.1f} Hz)",
+        ]
+        if self.workspace:
+            ws = self.workspace
+            lines.append(
+                f"workspace    {ws['frame']} frame, low {ws['low']} m, high {ws['high']} m"
+            )
+        if self.parity:
+            n_splits = len(self.parity.get("per_split_max_abs_err", {}))
+            lines.append(
+                f"parity       max |err| {self.parity['max_abs_err']:.1e} vs torch "
+                f"{self.parity.get('torch', '?')} on {self.parity.get('n_obs', '?')} frames of "
+                f"{n_splits} splits"
+            )
+        lines.append(f"saliency     {self.saliency_graph or 'none (export with --with-saliency)'}")
+        return "\n  ".join(lines)
+
     def to_props(self) -> dict[str, str]:
         """String-valued ``metadata_props`` (JSON for anything structured)."""
         j = json.dumps

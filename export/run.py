@@ -3,6 +3,7 @@
     sgqn-run model.onnx --sim reach --split test2 --episodes 10 [--log run.zarr]
     sgqn-run model.onnx --sim peg_in_box --split all --episodes 30 --clock sim   # every split
     sgqn-run --replay run.zarr -o strip.png
+    sgqn-run model.onnx --info                     # what it expects, what trained it
 
 Needs only numpy, onnxruntime and zarr, plus the simulator (the training extra) for ``--sim``.
 Every problem with the model or its inputs is reported as one line and a non-zero exit, before
@@ -214,6 +215,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sgqn-run", description=__doc__.split("\n\n")[0])
     p.add_argument("model", nargs="?", help="exported .onnx file")
     p.add_argument(
+        "--info", action="store_true", help="print what the model expects and was trained on, exit"
+    )
+    p.add_argument(
         "--sim", choices=SIM_TASKS, help="closed loop in this simulator task (training extra)"
     )
     p.add_argument(
@@ -251,14 +255,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--frames-dir", help="--replay: also write one PNG per tick here")
     add_safety_args(p)
     args = p.parse_args(argv)
-    if not args.replay and not (args.model and args.sim):
-        p.error("give MODEL --sim TASK, or --replay LOG")
+    if not args.replay and not (args.model and (args.sim or args.info)):
+        p.error("give MODEL --sim TASK, MODEL --info, or --replay LOG")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.info:
+            print(f"{args.model}: {OnnxPolicy(args.model).meta.describe()}")
+            return 0
         return run_replay(args) if args.replay else run_sim(args)
     except (ModelError, FileNotFoundError, FileExistsError, ValueError, MissingExtra) as e:
         print(f"sgqn-run: error: {e}", file=sys.stderr)

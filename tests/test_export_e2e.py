@@ -88,6 +88,25 @@ def test_export_records_metadata_and_parity_on_every_split(fast: tuple[Path, Pat
     assert (fast[1].parent / meta.saliency_graph).is_file()
 
 
+def test_info_says_what_the_model_expects_and_which_code_made_it(
+    fast: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run.main([str(fast[1]), "--info"]) == 0
+    out = capsys.readouterr().out
+    sha = code_identity()["git_sha"]
+    for expected in [
+        "sgqn policy for reach, 7 env steps (encoder fast, seed 1)",
+        f"trained by   code {sha} (sgqn-robot {code_identity()['package_version']})",
+        "uint8 NCHW [9, 64, 64]: 3 frame(s) of 64x64 RGB",
+        "2 actions (xy) in [-1, 1] x [-1, 1], 0.05 m end-effector step per unit",
+        "every 40.0 ms (25.0 Hz)",
+        "robot_base frame, low [",
+        "on 24 frames of 12 splits",
+        f"saliency     {fast[1].stem}",
+    ]:
+        assert expected in out, (expected, out)
+
+
 def test_export_names_the_code_that_trained_the_weights(tmp_path: Path) -> None:
     """A run trained at one commit and exported from another checkout names both, apart."""
     run_dir = real_run_dir(tmp_path, "fast")

@@ -90,6 +90,9 @@ def test_cli_reports_bad_model_in_one_line_and_exits_nonzero(
     assert run.main([str(tmp_path / "nope.onnx"), "--sim", "reach"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sgqn-run: error:") and "Traceback" not in err
+    assert run.main([str(tmp_path / "nope.onnx"), "--info"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sgqn-run: error:") and "no such model file" in err
 
 
 def test_wrong_frame_shape_is_a_clear_error(model: Path) -> None:
@@ -729,6 +732,7 @@ def test_runner_works_with_torch_and_simulator_blocked(
                                            log={str(tmp_path / "log")!r}, max_ticks=12)
         assert res.ticks == 12 and len(robot.actions) == 12, res
         assert run.main(["--replay", {str(tmp_path / "log")!r}]) == 0
+        assert run.main([{str(model)!r}, "--info"]) == 0
         bad = [k for k in sys.modules if k.split(".")[0] in ("torch", "mujoco", "robosuite")]
         assert not bad and "sgqn_robot.export.onnx_export" not in sys.modules, bad
         print("ok", res.stop_reason)
