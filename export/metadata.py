@@ -42,6 +42,7 @@ K_CONTROL_PERIOD = "sgqn.control_period_s"
 K_TRAINING_CONFIG = "sgqn.training_config"
 K_PARITY = "sgqn.parity"
 K_SALIENCY = "sgqn.saliency_graph"
+K_EVALUATION = "sgqn.evaluation"
 
 REQUIRED = (
     K_FORMAT,
@@ -127,6 +128,8 @@ class ModelMetadata:
     git_sha: str = "unknown"  # the code that trained the weights
     export_git_sha: str = "unknown"  # the code that exported them
     saliency_graph: str = ""
+    # the run's evaluation of these weights: {"file", "episodes", "splits": {split: {...}}}
+    evaluation: dict[str, Any] = field(default_factory=dict)
     obs_dtype: str = "uint8"
     obs_layout: str = "NCHW"
 
@@ -174,6 +177,18 @@ class ModelMetadata:
                 f"{n_splits} splits"
             )
         lines.append(f"saliency     {self.saliency_graph or 'none (export with --with-saliency)'}")
+        ev = self.evaluation
+        if ev:
+            n = ev["episodes"]
+            lines.append(f"evaluated    {ev['file']}, {n} episode{'s' * (n != 1)} per split:")
+            results = [
+                f"{split} {r['return_mean']:.1f} ({r['success_rate']:.0%})"
+                for split, r in ev["splits"].items()
+            ]
+            for i in range(0, len(results), 4):
+                lines.append("    " + ", ".join(results[i : i + 4]))
+        else:
+            lines.append("evaluated    none recorded (sgqn-eval the run, then export it)")
         return "\n  ".join(lines)
 
     def to_props(self) -> dict[str, str]:
@@ -203,6 +218,7 @@ class ModelMetadata:
             K_TRAINING_CONFIG: j(self.training_config, sort_keys=True, default=str),
             K_PARITY: j(self.parity, sort_keys=True),
             K_SALIENCY: self.saliency_graph,
+            K_EVALUATION: j(self.evaluation),
         }
 
     @classmethod
@@ -238,6 +254,7 @@ class ModelMetadata:
                 git_sha=props.get(K_GIT_SHA, "unknown"),
                 export_git_sha=props.get(K_EXPORT_GIT_SHA, "unknown"),
                 saliency_graph=props.get(K_SALIENCY, ""),
+                evaluation=json.loads(props.get(K_EVALUATION, "{}")),
                 obs_dtype=props[K_OBS_DTYPE],
                 obs_layout=props[K_OBS_LAYOUT],
             )

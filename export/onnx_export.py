@@ -14,6 +14,7 @@ This is the only module of ``sgqn_robot.export`` that imports torch; the runner 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import warnings
@@ -290,6 +291,40 @@ def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
     )
 
 
+def evaluation_of(source: str | Path, step: int) -> dict[str, Any]:
+    """The fullest evaluation of step `step` in the run `source` belongs to (most episodes over
+    all splits: usually `sgqn-eval`'s, else training's own), as the model's metadata records it;
+    {} if there is none. Evaluations on your own photos (`*_own_textures`) are left out: they
+    describe your lab, not the model's splits."""
+    from sgqn_robot.checkpoint import checkpoint_dir
+
+    best: dict[str, Any] = {}
+    best_total = 0
+    run_dir = checkpoint_dir(source).parent.parent
+    for path in sorted((run_dir / "eval").glob("*.json")):
+        if path.stem.endswith("_own_textures"):
+            continue
+        try:
+            data = json.loads(path.read_text())
+            if data["step"] != step:
+                continue
+            splits = {
+                split: {k: float(r[k]) for k in ("return_mean", "return_std", "success_rate")}
+                for split, r in data["splits"].items()
+            }
+            episodes = [int(r["episodes"]) for r in data["splits"].values()]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not an evaluation sgqn-eval or training wrote
+        if splits and sum(episodes) > best_total:
+            best_total = sum(episodes)
+            best = {
+                "file": str(path.relative_to(run_dir)),
+                "episodes": min(episodes),
+                "splits": splits,
+            }
+    return best
+
+
 def export_checkpoint(
     source: str | Path,
     out: str | Path,
@@ -319,6 +354,7 @@ def export_checkpoint(
         meta = metadata_from_policy(policy, env)
     finally:
         env.close()
+    meta = replace(meta, evaluation=evaluation_of(source, policy.step))
     obs = rendered_observations(task, kwargs, list(SPLITS), per_split, seed)
     predictor = policy.predictor if with_saliency else None
     return export_module(policy.actor, meta, obs, out, predictor)

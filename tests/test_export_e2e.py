@@ -29,6 +29,7 @@ from test_runner import BLOCKER
 from sgqn_robot.agents import make_agent
 from sgqn_robot.checkpoint import load_policy, save_checkpoint
 from sgqn_robot.config import compose_config, to_plain
+from sgqn_robot.evaluate import SplitResult, evaluate_run, write_results
 from sgqn_robot.provenance import code_identity
 
 
@@ -59,6 +60,7 @@ def fast(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(run dir, exported model) for the fast preset with a 3-frame stack and the saliency graph."""
     root = tmp_path_factory.mktemp("fast")
     run_dir = real_run_dir(root, "fast", frame_stack=3)
+    evaluate_run(run_dir, ["train", "test2"], episodes=1, tag="final")  # what the model records
     model = root / "actor.onnx"
     argv = [str(run_dir), "-o", str(model), "--with-saliency", "--per-split", "2"]
     assert onnx_export.main(argv) == 0
@@ -86,6 +88,9 @@ def test_export_records_metadata_and_parity_on_every_split(fast: tuple[Path, Pat
     # a checkpoint without a recorded `code` (from before 2026-11-28) takes the exporter's
     assert meta.git_sha == meta.export_git_sha == code_identity()["git_sha"] != ""
     assert (fast[1].parent / meta.saliency_graph).is_file()
+    final = json.loads((fast[0] / "eval" / "final.json").read_text())["splits"]
+    assert meta.evaluation["file"] == "eval/final.json" and meta.evaluation["episodes"] == 1
+    assert meta.evaluation["splits"]["test2"]["return_mean"] == final["test2"]["return_mean"]
 
 
 def test_info_says_what_the_model_expects_and_which_code_made_it(
@@ -103,8 +108,29 @@ def test_info_says_what_the_model_expects_and_which_code_made_it(
         "robot_base frame, low [",
         "on 24 frames of 12 splits",
         f"saliency     {fast[1].stem}",
+        "evaluated    eval/final.json, 1 episode per split:\n      train ",
     ]:
         assert expected in out, (expected, out)
+
+
+def test_export_records_the_fullest_evaluation_of_the_exported_step(tmp_path: Path) -> None:
+    def results(episodes: int, splits: list[str]) -> dict[str, SplitResult]:
+        return {s: SplitResult([float(episodes)] * episodes, [True] * episodes) for s in splits}
+
+    run_dir = real_run_dir(tmp_path, "fast")  # its checkpoint is step 7
+    assert onnx_export.evaluation_of(run_dir, 7) == {}
+    write_results(results(2, ["train", "test1"]), run_dir / "eval", "step_0000007", 7)
+    write_results(results(5, ["train", "test1"]), run_dir / "eval", "final", 7)
+    write_results(results(9, ["train"]), run_dir / "eval", "eval_step_0000007_own_textures", 7)
+    write_results(results(9, ["train", "test1"]), run_dir / "eval", "older", 6)
+    (run_dir / "eval" / "notes.json").write_text('{"not": "an evaluation"}')
+    ev = onnx_export.evaluation_of(run_dir / "checkpoints" / "latest", 7)
+    assert (ev["file"], ev["episodes"], list(ev["splits"])) == (
+        "eval/final.json",
+        5,
+        ["train", "test1"],
+    )
+    assert ev["splits"]["test1"] == {"return_mean": 5.0, "return_std": 0.0, "success_rate": 1.0}
 
 
 def test_export_names_the_code_that_trained_the_weights(tmp_path: Path) -> None:
