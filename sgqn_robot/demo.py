@@ -88,6 +88,7 @@ def main() -> None:
     print("== 3/5 export the actor to ONNX (with parity check on every split)", flush=True)
     model = args.out / "model.onnx"
     _cli("sgqn-export", str(run), "-o", str(model), "--per-split", "2")
+    _cli("sgqn-run", str(model), "--info")  # what the file tells the robot PC about itself
 
     print("== 4/5 run the ONNX policy in the fixed-rate control loop (simulator)", flush=True)
     for split in ("train", "test2"):
