@@ -4,9 +4,10 @@ Layout of `<run>/checkpoints/step_<N>/`: `agent.pt` (the agent's `state_dict`: n
 nets, optimizers), `rng.pt` (torch RNG states), `config.yaml` (the resolved training config) and
 `state.json` (counters, numpy RNG state, observation/action shapes, the code that trained it).
 A save is written to a hidden temp dir, renamed to `step_<N>`, then the `latest` symlink is
-swapped with an atomic rename, so a reader (or a resume after SIGKILL) only ever sees complete checkpoints. The checkpoint `latest`
-pointed to before stays until the next save, so a reader that resolved it just before the swap
-(`sgqn-eval`, an export) can finish; everything older is removed.
+swapped with an atomic rename, so a reader (or a resume after SIGKILL) only ever sees complete
+checkpoints. The checkpoint `latest` pointed to before stays until the next save, so a reader
+that resolved it just before the swap (`sgqn-eval`, an export) can finish; everything older is
+removed.
 
 This module imports torch and the agents, never the simulator: `load_policy` is what deployment
 and ONNX export use.
@@ -54,9 +55,8 @@ class Policy:
     predictor: nn.Module | None
     config: dict[str, Any]
     step: int
-    code: dict[str, str] = field(
-        default_factory=dict
-    )  # {"git_sha", "package_version"} that trained it
+    # {"git_sha", "package_version"} of the code that trained it (sgqn_robot.provenance)
+    code: dict[str, str] = field(default_factory=dict)
 
 
 def _fsync(path: Path) -> None:

@@ -18,20 +18,12 @@ from pathlib import Path
 
 GIT_SHA_ENV = "SGQN_GIT_SHA"
 UNKNOWN = "unknown"
-
-
 HERE = Path(__file__).resolve().parent
 
 
 def _git(where: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        out = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
