@@ -42,7 +42,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 from typing import IO
 
@@ -108,7 +109,10 @@ def _runs(out: Path, seeds: set[int] | None = None) -> list[Path]:
     return [p for p in runs if yaml.safe_load((p / "config.yaml").read_text())["seed"] in seeds]
 
 
-def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | None) -> int:
+Command = list[str] | Callable[[], list[str] | None]  # a callable decides at launch (None: skip)
+
+
+def _parallel(cmds: list[tuple[Command, Path]], jobs: int, minutes: float | None) -> int:
     """Run commands `jobs` at a time; at the deadline stop what is still running. Prints every
     non-zero exit with its log (the runs' own errors go only there) and returns their count."""
     deadline = time.monotonic() + minutes * 60 if minutes else None
@@ -122,6 +126,9 @@ def _parallel(cmds: list[tuple[list[str], Path]], jobs: int, minutes: float | No
     while pending or running:
         while pending and len(running) < jobs:
             cmd, logfile = pending.pop(0)
+            cmd = cmd() if callable(cmd) else cmd
+            if cmd is None:
+                continue
             logfile.parent.mkdir(parents=True, exist_ok=True)
             f = logfile.open("a")
             proc = subprocess.Popen(cmd, stdout=f, stderr=f, start_new_session=True)
@@ -189,31 +196,36 @@ def train(args: argparse.Namespace) -> None:
         args.tasks.split(","), args.agents.split(","), arms, args.seeds.split(",")
     ):
         run = args.out / "-".join(filter(None, (task, agent, variant, f"s{seed}")))
-        busy = _busy(run)
-        if busy:
-            print(f"skipped: {busy}", flush=True)
-            continue
-        cmd = [_script("sgqn-train"), f"run_dir={run}"]
-        if _has_checkpoint(run):
-            cmd += ["resume=true"]
-        else:
-            _set_aside(run)
-            cmd += [
-                f"task={task}",
-                f"agent={agent}",
-                f"encoder={args.encoder}",
-                f"seed={seed}",
-                f"device={args.device}",
-                f"threads={args.threads}",
-                f"num_train_steps={args.steps}",
-                f"eval_every={args.eval_every}",
-                f"eval_episodes={args.eval_episodes}",
-                f"snapshot_every={args.snapshot_every}",
-                *args.extra,
-                *overrides,
-            ]
-        cmds.append((cmd, args.out / "logs" / f"{run.name}.log"))
+        fresh = [
+            f"task={task}",
+            f"agent={agent}",
+            f"encoder={args.encoder}",
+            f"seed={seed}",
+            f"device={args.device}",
+            f"threads={args.threads}",
+            f"num_train_steps={args.steps}",
+            f"eval_every={args.eval_every}",
+            f"eval_episodes={args.eval_episodes}",
+            f"snapshot_every={args.snapshot_every}",
+            *args.extra,
+            *overrides,
+        ]
+        launch = partial(_train_cmd, run, fresh)
+        cmds.append((launch, args.out / "logs" / f"{run.name}.log"))
     _parallel(cmds, args.jobs or len(cmds), args.minutes)
+
+
+def _train_cmd(run: Path, fresh: list[str]) -> list[str] | None:
+    """The command for `run` as it stands when its turn in the queue comes (a run started, or
+    checkpointed, by someone else meanwhile is left alone, or resumed); None to skip it."""
+    busy = _busy(run)
+    if busy:
+        print(f"skipped: {busy}", flush=True)
+        return None
+    if _has_checkpoint(run):
+        return [_script("sgqn-train"), f"run_dir={run}", "resume=true"]
+    _set_aside(run)
+    return [_script("sgqn-train"), f"run_dir={run}", *fresh]
 
 
 def evaluate(args: argparse.Namespace) -> None:

@@ -405,7 +405,7 @@ def _bench(name: str):
     return module
 
 
-def test_learning_evidence_resumes_only_runs_with_a_checkpoint_and_leaves_busy_ones_alone(
+def test_learning_evidence_resumes_runs_with_a_checkpoint_and_leaves_busy_ones_at_launch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     le = _bench("learning_evidence")
@@ -414,8 +414,6 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint_and_leaves_busy_o
     (killed / "checkpoints" / ".step_000000050.x").mkdir(parents=True)
     (killed / "metrics.csv").write_text("step,tag,value\n")
     resumable = out / "reach-sac-s2"
-    (resumable / "checkpoints" / "step_000000050").mkdir(parents=True)
-    (resumable / "checkpoints" / "latest").symlink_to("step_000000050")
     busy = out / "reach-sac-s4"  # started by hand, still before its first checkpoint
     busy.mkdir()
     (busy / "metrics.csv").write_text("step,tag,value\n")
@@ -426,10 +424,14 @@ def test_learning_evidence_resumes_only_runs_with_a_checkpoint_and_leaves_busy_o
         threads=1, steps=100, eval_every=50, eval_episodes=1, snapshot_every=50, extra=[],
         jobs=1, minutes=None, variant=None,
     )  # fmt: skip
+    le.train(args)
+    late = {Path(log).stem: launch for launch, log in planned}  # decided when its turn comes
+    # after the queue was planned, s2 got a checkpoint and s4 a process (started by hand)
+    (resumable / "checkpoints" / "step_000000050").mkdir(parents=True)
+    (resumable / "checkpoints" / "latest").symlink_to("step_000000050")
     with hold_run_dir(busy):  # another open file description: locked as if by another process
-        le.train(args)
-    cmds = {Path(c[1].removeprefix("run_dir=")).name: c for c, _ in planned}
-    assert "reach-sac-s4" not in cmds and (busy / "metrics.csv").is_file()  # not moved aside
+        cmds = {name: launch() for name, launch in late.items()}
+    assert cmds.pop("reach-sac-s4") is None and (busy / "metrics.csv").is_file()  # not moved aside
     assert (
         f"skipped: {busy} is in use by another process (pid {os.getpid()})"
         in capsys.readouterr().out
@@ -456,7 +458,7 @@ def test_learning_evidence_trains_one_run_dir_per_ablation_arm(
         variant=[["base"], ["q90", "agent.mask_quantile=0.9"]],
     )  # fmt: skip
     le.train(args)
-    cmds = {Path(c[1].removeprefix("run_dir=")).name: c for c, _ in planned}
+    cmds = {Path(log).stem: launch() for launch, log in planned}
     assert sorted(cmds) == [f"reach-sgqn-{v}-s{s}" for v in ("base", "q90") for s in (3, 4)]
     assert "agent.mask_quantile=0.9" in cmds["reach-sgqn-q90-s4"]
     assert "eval_splits=[train,test1]" in cmds["reach-sgqn-q90-s4"]
