@@ -23,6 +23,7 @@ K_FORMAT = "sgqn.format"
 K_VERSION = "sgqn.package_version"
 K_GIT_SHA = "sgqn.git_sha"
 K_EXPORT_GIT_SHA = "sgqn.export_git_sha"
+K_CODE_HISTORY = "sgqn.code_history"
 K_TASK = "sgqn.task"
 K_AGENT = "sgqn.agent"
 K_STEP = "sgqn.step"
@@ -127,6 +128,9 @@ class ModelMetadata:
     package_version: str = "unknown"
     git_sha: str = "unknown"  # the code that trained the weights
     export_git_sha: str = "unknown"  # the code that exported them
+    # every code that trained them, oldest first: [{"git_sha", "package_version", "from_step"}]
+    # (more than one where a run was resumed under another commit; git_sha is the last)
+    code_history: list[dict[str, Any]] = field(default_factory=list)
     saliency_graph: str = ""
     # the run's evaluation of these weights: {"file", "episodes", "splits": {split: {...}}}
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -154,8 +158,7 @@ class ModelMetadata:
         lines = [
             f"{self.agent} policy for {self.task}, {self.step} env steps "
             f"(encoder {encoder}, seed {cfg.get('seed', '?')})",
-            f"trained by   code {self.git_sha} (sgqn-robot {self.package_version}); "
-            f"exported by code {self.export_git_sha}",
+            f"trained by   {self._trained_by()}; exported by code {self.export_git_sha}",
             f"input        {self.obs_dtype} {self.obs_layout} {list(self.obs_shape)}: "
             f"{self.frame_stack} frame(s) of {size} {p.get('color_order', '?')} from camera "
             f"{self.camera!r} ({p.get('crop', '?')} crop, {p.get('resize', '?')} resize)",
@@ -191,6 +194,18 @@ class ModelMetadata:
             lines.append("evaluated    none recorded (sgqn-eval the run, then export it)")
         return "\n  ".join(lines)
 
+    def _trained_by(self) -> str:
+        """One code, or each code of a run resumed across commits with the steps it trained."""
+        if len(self.code_history) < 2:
+            return f"code {self.git_sha} (sgqn-robot {self.package_version})"
+        parts = []
+        for entry in self.code_history:
+            start = "?" if entry["from_step"] is None else entry["from_step"]
+            parts.append(
+                f"{entry['git_sha']} (sgqn-robot {entry['package_version']}) from step {start}"
+            )
+        return "code " + ", then ".join(parts)
+
     def to_props(self) -> dict[str, str]:
         """String-valued ``metadata_props`` (JSON for anything structured)."""
         j = json.dumps
@@ -199,6 +214,7 @@ class ModelMetadata:
             K_VERSION: self.package_version,
             K_GIT_SHA: self.git_sha,
             K_EXPORT_GIT_SHA: self.export_git_sha,
+            K_CODE_HISTORY: j(self.code_history),
             K_TASK: self.task,
             K_AGENT: self.agent,
             K_STEP: str(self.step),
@@ -253,6 +269,10 @@ class ModelMetadata:
                 package_version=props.get(K_VERSION, "unknown"),
                 git_sha=props.get(K_GIT_SHA, "unknown"),
                 export_git_sha=props.get(K_EXPORT_GIT_SHA, "unknown"),
+                code_history=[
+                    {k: entry[k] for k in ("git_sha", "package_version", "from_step")}
+                    for entry in json.loads(props.get(K_CODE_HISTORY, "[]"))
+                ],
                 saliency_graph=props.get(K_SALIENCY, ""),
                 evaluation=json.loads(props.get(K_EVALUATION, "{}")),
                 obs_dtype=props[K_OBS_DTYPE],

@@ -287,6 +287,7 @@ def metadata_from_policy(policy: Any, env: Any) -> ModelMetadata:
         # the code that trained the weights; checkpoints from before 2026-11-28 lack it
         package_version=policy.code.get("package_version") or here["package_version"],
         git_sha=policy.code.get("git_sha") or here["git_sha"],
+        code_history=list(policy.code_history),
         export_git_sha=here["git_sha"],
     )
 

@@ -57,6 +57,9 @@ class Policy:
     step: int
     # {"git_sha", "package_version"} of the code that trained it (sgqn_robot.provenance)
     code: dict[str, str] = field(default_factory=dict)
+    # every code that trained it, oldest first, with the step it took over at (a resumed run
+    # may span commits); sgqn_robot.provenance.code_history
+    code_history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _fsync(path: Path) -> None:
@@ -182,4 +185,5 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu") -> Policy:
         config=ckpt.config,
         step=int(ckpt.state["step"]),
         code=dict(ckpt.state.get("code", {})),  # absent in checkpoints from before 2026-11-28
+        code_history=list(ckpt.state.get("code_history", [])),  # since 2026-11-28 (session 20)
     )

@@ -50,3 +50,28 @@ def code_identity() -> dict[str, str]:
     """{"git_sha", "package_version"} of the running code, looked up once per process: what a
     long run has imported at its start is what it runs, whatever the checkout does later."""
     return {"git_sha": git_sha(), "package_version": package_version()}
+
+
+def code_history(state: dict | None, code: dict[str, str], step: int) -> list[dict]:
+    """Every code a run was trained by, oldest first, as {"git_sha", "package_version",
+    "from_step"}: a run resumed under another commit names both, not only the last.
+
+    `state` is the resumed checkpoint's state (None for a new run). Checkpoints from before the
+    history was kept record only their last code, whose first step is then unknown (None), and
+    those from before 2026-11-28 record no code at all ("unknown" from step 0).
+    """
+    if state is None:
+        history = []
+    elif "code_history" in state:
+        history = [dict(entry) for entry in state["code_history"]]
+    elif "code" in state:
+        history = [{**state["code"], "from_step": None}]
+    else:
+        history = [{"git_sha": UNKNOWN, "package_version": UNKNOWN, "from_step": 0}]
+    last = history[-1] if history else {}
+    if (last.get("git_sha"), last.get("package_version")) != (
+        code["git_sha"],
+        code["package_version"],
+    ):
+        history.append({**code, "from_step": step})
+    return history

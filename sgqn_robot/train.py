@@ -57,7 +57,7 @@ from sgqn_robot.evaluate import (
 from sgqn_robot.graceful_stop import stop_on_signal
 from sgqn_robot.logger import Logger
 from sgqn_robot.malloc_reuse import keep_freed_memory
-from sgqn_robot.provenance import code_identity
+from sgqn_robot.provenance import code_history, code_identity
 from sgqn_robot.replay import ReplayBuffer
 from sgqn_robot.run_lock import RunDirBusy, hold_run_dir
 from sgqn_robot.saliency_figure import save_saliency_grid
@@ -224,7 +224,14 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
             log.info("resumed %s at step %d (%d replay frames)", run_dir, step, replay.total)
         else:
             log.info("run dir %s", run_dir)
-        log.info("code %s (sgqn-robot %s)", code["git_sha"], code["package_version"])
+        history = code_history(None if ckpt is None else ckpt.state, code, step)
+        for entry in history:
+            log.info(
+                "code %s (sgqn-robot %s) from step %s",
+                entry["git_sha"],
+                entry["package_version"],
+                "?" if entry["from_step"] is None else entry["from_step"],
+            )
 
         logger = Logger(run_dir, resume_step=step if ckpt is not None else None)
         cleanup.callback(logger.close)
@@ -277,6 +284,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
                 "obs_shape": list(obs_shape),
                 "action_dim": action_dim,
                 "code": code,
+                "code_history": history,
             }
             save_checkpoint(run_dir, step, agent.state_dict(), rng_state, config, state)
 

@@ -139,7 +139,11 @@ def test_export_names_the_code_that_trained_the_weights(tmp_path: Path) -> None:
     state_file = run_dir / "checkpoints" / "latest" / "state.json"
     state = json.loads(state_file.read_text())
     trained = {"git_sha": "0123abc-dirty", "package_version": "0.0.1"}
-    state_file.write_text(json.dumps(state | {"code": trained}))
+    history = [
+        {"git_sha": "fedcba9", "package_version": "0.0.1", "from_step": 0},
+        {**trained, "from_step": 5},
+    ]  # a run resumed at step 5 under another commit
+    state_file.write_text(json.dumps(state | {"code": trained, "code_history": history}))
     policy = load_policy(run_dir)
     env = make_env("reach", image_size=64)
     try:
@@ -149,6 +153,11 @@ def test_export_names_the_code_that_trained_the_weights(tmp_path: Path) -> None:
     meta = md.ModelMetadata.from_props(meta.to_props())  # as the runner reads it back
     assert (meta.git_sha, meta.package_version) == ("0123abc-dirty", "0.0.1")
     assert meta.export_git_sha == code_identity()["git_sha"]
+    assert meta.code_history == history
+    assert (
+        "trained by   code fedcba9 (sgqn-robot 0.0.1) from step 0, then 0123abc-dirty "
+        "(sgqn-robot 0.0.1) from step 5; exported by code"
+    ) in meta.describe()
 
 
 def test_workspace_box_and_sim_pose_share_the_robot_base_frame(fast: tuple[Path, Path]) -> None:

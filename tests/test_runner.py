@@ -82,6 +82,9 @@ def test_metadata_that_contradicts_the_graph_is_refused(model: Path, tmp_path: P
     edited = _rewrite(model, tmp_path / "f.onnx", **{md.K_ACTION_LOW: "[1, 1, 1]"})
     with pytest.raises(md.ModelError, match="action_low >= action_high"):
         OnnxPolicy(edited)
+    edited = _rewrite(model, tmp_path / "g.onnx", **{md.K_CODE_HISTORY: '[{"git_sha": "abc"}]'})
+    with pytest.raises(md.ModelError, match="malformed metadata"):
+        OnnxPolicy(edited)
 
 
 def test_cli_reports_bad_model_in_one_line_and_exits_nonzero(

@@ -110,11 +110,22 @@ def test_smoke_training_writes_every_artifact(
             assert policy.predictor is None
 
 
-def test_resumed_run_reproduces_the_uninterrupted_one(tmp_path: Path) -> None:
+def test_resumed_run_reproduces_the_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     full = run(tmp_path / "full", DRQ, "num_train_steps=100", "eval_every=50")
     cut = run(tmp_path / "cut", DRQ, "num_train_steps=50", "eval_every=50")
     assert load_checkpoint(cut).state["replay_frames"] == 51
+    # resumed by another commit: the checkpoint names both codes, with the step each took over
+    later = {"git_sha": "feedbee", "package_version": "9.9.9"}
+    monkeypatch.setattr("sgqn_robot.train.code_identity", lambda: later)
     run(cut, DRQ, "num_train_steps=100", "eval_every=50", "resume=true")
+    policy = load_policy(cut)
+    assert policy.code == later
+    assert policy.code_history == [
+        {**code_identity(), "from_step": 0},
+        {**later, "from_step": 50},
+    ]
 
     def comparable(run_dir: Path) -> list[tuple[int, str, str]]:
         return [m for m in metrics(run_dir) if m[1] != "train/steps_per_s"]
