@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import re
 
 import numpy as np
 import pytest
@@ -62,6 +63,31 @@ def test_make_agent_rejects_unknown_names_listing_choices() -> None:
         make_agent({"name": "sac", "discont": 0.9}, {"preset": "fast"}, OBS, 3, "cpu")
     with pytest.raises(ValueError, match="84"):
         make_agent({"name": "sac"}, {"preset": "paper"}, OBS, 3, "cpu")
+
+
+@pytest.mark.parametrize(
+    "key,value,says",
+    [
+        ("mask_quantile", 1.0, "in (0, 1)"),
+        ("discount", 1.5, "in [0, 1]"),
+        ("encoder_tau", 0.0, "in (0, 1]"),
+        ("aux_update_freq", 0, "an integer >= 1"),
+        ("hidden_dim", 64.0, "an integer >= 1"),
+        ("actor_lr", -1e-3, "a number > 0"),
+        ("alpha_beta", 1.0, "in [0, 1)"),
+        ("consistency_weight", -1.0, "a number >= 0"),
+        ("shift_pad", True, "an integer >= 0"),
+        ("target_entropy", "auto", "a number or null"),
+        ("log_std_min", 2.0, "must be below agent.log_std_max=2.0"),
+    ],
+)
+def test_make_agent_refuses_out_of_range_settings_naming_the_key(
+    key: str, value: object, says: str
+) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f"agent.{key}={value!r}") + ".*" + re.escape(says)
+    ):
+        make_agent({"name": "sgqn", key: value}, {"preset": "fast"}, OBS, 3, "cpu")
 
 
 def test_encoder_decoder_channels_set_sgqn_decoder_widths() -> None:

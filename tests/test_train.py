@@ -219,6 +219,8 @@ def test_a_run_dir_in_use_is_refused_until_its_process_ends(tmp_path: Path) -> N
         ("env.camera=side", "unknown camera 'side'"),
         ("env.image_size=84", "preset 'fast' needs obs (3k, 64, 64), got (3, 84, 84)"),
         ("env.textures=/no/such/photo.png", "texture file /no/such/photo.png: no such file"),
+        ("agent.mask_quantile=1.5", "agent.mask_quantile=1.5: must be in (0, 1): the mask"),
+        ("agent.critic_lr=1e3x", "agent.critic_lr='1e3x': must be a number > 0"),
     ],
 )
 def test_unworkable_settings_are_refused_before_anything_is_written(

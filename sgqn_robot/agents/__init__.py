@@ -67,7 +67,8 @@ def make_agent(
         decoder_channels: None  [c1, c2] widths of SGQN's attribution decoder; None = the
                                 preset's (paper 128, 64; fast 32, 32).
 
-    agent_cfg keys (defaults = the spec's manipulation settings; unknown keys raise ValueError):
+    agent_cfg keys (defaults = the spec's manipulation settings; unknown keys and out-of-range
+    values raise ValueError naming the key and its valid range):
         name: required          sac | drq | svea | sgqn
         discount: 0.99
         hidden_dim: 1024        actor / Q-head MLP width

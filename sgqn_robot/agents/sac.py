@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,54 @@ class AgentConfig:
     aux_lr: float = 3e-4
     aux_beta: float = 0.9
     aux_update_freq: int = 2
+
+    def __post_init__(self) -> None:
+        """Refuse values that would crash or silently mislearn (rho 1.5 fails at the first
+        update after warm-up, tau 2 or discount 1.5 diverge) before any work starts."""
+        for names, ok, need in _RULES:
+            for name in names.split():
+                value = getattr(self, name)
+                if not (_is_number(value) and ok(value)):
+                    raise ValueError(f"agent.{name}={value!r}: must be {need}")
+        if not (self.target_entropy is None or _is_number(self.target_entropy)):
+            raise ValueError(
+                f"agent.target_entropy={self.target_entropy!r}: must be a number or null"
+            )
+        if self.log_std_min >= self.log_std_max:
+            raise ValueError(
+                f"agent.log_std_min={self.log_std_min} must be below "
+                f"agent.log_std_max={self.log_std_max}"
+            )
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: float, low: int) -> bool:
+    return isinstance(v, int) and v >= low
+
+
+# (fields, test, what the value must be): checked by AgentConfig.__post_init__
+_RULES: list[tuple[str, Callable[[float], bool], str]] = [
+    (
+        "hidden_dim projection_dim actor_update_freq target_update_freq aux_update_freq",
+        lambda v: _is_int(v, 1),
+        "an integer >= 1",
+    ),
+    ("shift_pad", lambda v: _is_int(v, 0), "an integer >= 0"),
+    ("critic_lr actor_lr alpha_lr aux_lr init_temperature", lambda v: v > 0, "a number > 0"),
+    ("critic_beta actor_beta alpha_beta aux_beta", lambda v: 0 <= v < 1, "in [0, 1) (Adam beta1)"),
+    ("discount", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("critic_tau encoder_tau", lambda v: 0 < v <= 1, "in (0, 1] (soft target update rate)"),
+    (
+        "mask_quantile",
+        lambda v: 0 < v < 1,
+        "in (0, 1): the mask keeps the top 1 - rho of each frame (the spec uses 0.95)",
+    ),
+    ("svea_alpha svea_beta consistency_weight", lambda v: v >= 0, "a number >= 0 (a loss weight)"),
+    ("log_std_min log_std_max", lambda v: math.isfinite(v), "a finite number"),
+]
 
 
 def adam(params: list[nn.Parameter], lr: float, beta1: float) -> torch.optim.Adam:
