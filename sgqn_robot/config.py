@@ -29,13 +29,13 @@ class ConfigError(ValueError):
     """A config value that cannot work; the entry points print it as one line, before any work."""
 
 
-def require_positive_ints(cfg: Mapping[str, Any], keys: Sequence[str]) -> None:
-    """ConfigError unless every `cfg[key]` is an integer >= 1 (a 0 interval would divide by zero
-    hours into a run)."""
+def require_ints(cfg: Mapping[str, Any], keys: Sequence[str], minimum: int = 1) -> None:
+    """ConfigError unless every `cfg[key]` is an integer >= `minimum` (a 0 interval would divide
+    by zero hours into a run; a string would fail deep inside the loop)."""
     for key in keys:
         value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key}={value!r}: must be an integer >= 1")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{key}={value!r}: must be an integer >= {minimum}")
 
 
 def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:

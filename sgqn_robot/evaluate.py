@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sgqn_robot.atomic import write_text_atomic
-from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
+from sgqn_robot.config import CONFIG_DIR, ConfigError, require_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS
 from sgqn_robot.malloc_reuse import keep_freed_memory
 
@@ -212,7 +212,7 @@ def evaluate_run(
     on table/floor/wall of every split, to check transfer to your lab before deploying."""
     check_splits("splits", splits)
     drawn = saliency_splits(splits, saliency_split_names)
-    require_positive_ints({"episodes": episodes}, ["episodes"])
+    require_ints({"episodes": episodes}, ["episodes"])
     from sgqn_robot.agents import resolve_device
     from sgqn_robot.checkpoint import load_agent
     from sgqn_robot.saliency_figure import save_saliency_grid

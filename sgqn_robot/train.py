@@ -41,7 +41,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.checkpoint import Checkpoint, load_checkpoint, read_config, save_checkpoint
-from sgqn_robot.config import CONFIG_DIR, ConfigError, require_positive_ints, to_plain
+from sgqn_robot.config import CONFIG_DIR, ConfigError, require_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS
 from sgqn_robot.evaluate import (
     EvaluationStopped,
@@ -137,7 +137,8 @@ def snapshot_frames(snapshot_every: int) -> int:
 def check_config(cfg: DictConfig) -> None:
     """ConfigError for settings that would crash mid-run (a zero interval divides by zero; a
     replay ring smaller than one snapshot interval dies at the first snapshot)."""
-    require_positive_ints(cfg, ("num_train_steps", "batch_size", "eval_every", "snapshot_every"))
+    require_ints(cfg, ("num_train_steps", "batch_size", "eval_every", "snapshot_every"))
+    require_ints(cfg, ("warmup_steps", "eval_episodes", "saliency_samples"), minimum=0)
     capacity = cfg.replay_capacity
     needed = min(snapshot_frames(cfg.snapshot_every), default_capacity(cfg.num_train_steps))
     if capacity is not None and (

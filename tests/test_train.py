@@ -212,6 +212,8 @@ def test_a_run_dir_in_use_is_refused_until_its_process_ends(tmp_path: Path) -> N
         ("batch_size=0", "batch_size=0: must be an integer >= 1"),
         ("num_train_steps=-5", "num_train_steps=-5: must be an integer >= 1"),
         ("eval_every=2.5", "eval_every=2.5: must be an integer >= 1"),
+        ("warmup_steps=ten", "warmup_steps='ten': must be an integer >= 0"),
+        ("eval_episodes=-1", "eval_episodes=-1: must be an integer >= 0"),
         ("replay_capacity=50", "replay_capacity=50 cannot hold the 51 frames added between"),
         ("eval_splits=[train,tset1]", "unknown split 'tset1'; valid splits: train, test1, "),
         # caught by building env and agent, which now happens before the run dir is made
