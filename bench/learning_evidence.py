@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -363,6 +364,46 @@ def _per_seed_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> lis
     return lines
 
 
+def sign_test(wins: int, n: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least this uneven when each seed is a
+    fair coin (n paired seeds, no ties)."""
+    tail = sum(math.comb(n, i) for i in range(min(wins, n - wins) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def _paired_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> list[str]:
+    """Agents compared seed by seed on the seeds both ran. A seed fixes the warm-up actions, the
+    training scenes and the evaluation episodes, so per-seed differences are paired; with a
+    handful of seeds the spread across seeds hides what the pairs show (or do not)."""
+    by_seed = {
+        agent: {res["seed"]: _final_summary(res) for res in results}
+        for (t, agent), results in sorted(finals.items())
+        if t == task
+    }
+    lines = [
+        f"\n### {task}: agents paired by seed (first minus second)\n",
+        "| pair | seeds | test mean: mean difference (per seed) | first above | sign test p "
+        "| mean of test1-5: mean difference | first above |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for a, b in itertools.combinations(by_seed, 2):
+        seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
+        if not seeds:
+            continue
+        cells = []
+        for key in ("test_mean", "test1_5"):
+            diff = [by_seed[a][s][key] - by_seed[b][s][key] for s in seeds]
+            wins = sum(d > 0 for d in diff)
+            cells.append((np.mean(diff), diff, wins, sign_test(wins, len(diff))))
+        (d_mean, d_seed, wins, p), (d5_mean, _, wins5, _) = cells
+        per_seed = ", ".join(f"{d:+.1f}" for d in d_seed)
+        lines.append(
+            f"| {a} - {b} | {len(seeds)} | {d_mean:+.1f} ({per_seed}) | {wins} of {len(seeds)} "
+            f"| {p:.3g} | {d5_mean:+.1f} | {wins5} of {len(seeds)} |"
+        )
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     import matplotlib
 
@@ -425,6 +466,7 @@ def report(args: argparse.Namespace) -> None:
         }
         lines.append("\nenv steps per run: " + ", ".join(f"{a} {steps[a]}" for a in agents))
         lines += _per_seed_table(task, finals)
+        lines += _paired_table(task, finals)
     for task in sorted({t for t, _ in curves}):
         lines += _eval_table(
             task, {a: runs for (t, a), runs in sorted(curves.items()) if t == task}

@@ -661,6 +661,22 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
     (at_10k,) = [r for r in rows if r.startswith("| 10000 | ")]  # in-training evaluation
     assert at_10k.count(" / ") == 3 and "min)" not in at_10k  # no events kept: no minutes
     assert (tmp_path / "curves_reach.png").stat().st_size > 10_000
+    # paired by seed: the differences are those of the per-seed rows
+    per_seed = {
+        (cells[0], cells[1]): float(cells[3])
+        for r in rows
+        if len(cells := [c.strip() for c in r.strip("|").split("|")]) == 6 and cells[1].isdigit()
+    }
+    (pair,) = [r for r in rows if r.startswith("| sgqn - svea | 3 |")]
+    expect = [per_seed[("sgqn", s)] - per_seed[("svea", s)] for s in "123"]
+    shown = pair.split("(")[1].split(")")[0].split(", ")
+    assert [float(d) for d in shown] == pytest.approx(expect, abs=0.11)  # rows rounded to 0.1
+    assert [le.sign_test(k, n) for k, n in ((5, 5), (0, 4), (3, 4), (2, 4))] == [
+        0.0625,
+        0.125,
+        0.625,
+        1.0,
+    ]
 
 
 def test_learning_evidence_reports_hyper_parameter_variants_apart(
