@@ -10,7 +10,8 @@
         --variant q90 agent.mask_quantile=0.9
     # evaluate each run's latest checkpoint on every split (30 episodes), in parallel:
     python bench/learning_evidence.py evaluate --out runs/evidence --episodes 30
-    # tables (markdown) + learning curves (PNG) from what the runs wrote:
+    # tables (markdown: means over seeds, per seed, agents paired by seed with a sign test)
+    # + learning curves (PNG) from what the runs wrote:
     python bench/learning_evidence.py report --out runs/evidence --images docs/images
     # the same over some seeds only, e.g. while the others still run:
     python bench/learning_evidence.py report --out runs/evidence --seeds 1 --prefix s1_
