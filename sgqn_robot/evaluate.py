@@ -148,12 +148,27 @@ def saliency_splits(splits: Sequence[str], chosen: Sequence[str] | None = None) 
 
 
 def table(results: Mapping[str, SplitResult]) -> str:
+    """The per-split table, plus a warning line when `blind_policy` holds."""
     lines = [f"{'split':<12} {'return':>18} {'success':>8}"]
     for split, res in results.items():
         s = res.summary()
         ret = f"{s['return_mean']:.1f} ± {s['return_std']:.1f}"
         lines.append(f"{split:<12} {ret:>18} {s['success_rate']:>8.0%}")
+    if blind_policy(results):
+        lines.append(
+            f"warning: all {len(results)} splits gave the same return in every episode, so the "
+            "actions do not depend on what the camera sees (common early in training, while "
+            "actions saturate; after training, the encoder collapsed: retrain with another seed)"
+        )
     return "\n".join(lines)
+
+
+def blind_policy(results: Mapping[str, SplitResult]) -> bool:
+    """True when two or more splits gave identical returns episode by episode. Splits share the
+    episode seeds and physics and differ only in looks, so only a policy whose actions ignore
+    the image repeats them exactly (a reach SGQN run whose trunk collapsed did, on all 12)."""
+    returns = [res.returns for res in results.values()]
+    return len(returns) > 1 and len(returns[0]) > 0 and all(r == returns[0] for r in returns)
 
 
 def write_results(
