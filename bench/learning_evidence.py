@@ -391,16 +391,15 @@ def _paired_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> list[
         seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
         if not seeds:
             continue
-        cells = []
-        for key in ("test_mean", "test1_5"):
-            diff = [by_seed[a][s][key] - by_seed[b][s][key] for s in seeds]
-            wins = sum(d > 0 for d in diff)
-            cells.append((np.mean(diff), diff, wins, sign_test(wins, len(diff))))
-        (d_mean, d_seed, wins, p), (d5_mean, _, wins5, _) = cells
-        per_seed = ", ".join(f"{d:+.1f}" for d in d_seed)
+        diff, diff5 = (
+            [by_seed[a][s][key] - by_seed[b][s][key] for s in seeds]
+            for key in ("test_mean", "test1_5")
+        )
+        wins, wins5, n = sum(d > 0 for d in diff), sum(d > 0 for d in diff5), len(seeds)
+        per_seed = ", ".join(f"{d:+.1f}" for d in diff)
         lines.append(
-            f"| {a} - {b} | {len(seeds)} | {d_mean:+.1f} ({per_seed}) | {wins} of {len(seeds)} "
-            f"| {p:.3g} | {d5_mean:+.1f} | {wins5} of {len(seeds)} |"
+            f"| {a} - {b} | {n} | {np.mean(diff):+.1f} ({per_seed}) | {wins} of {n} "
+            f"| {sign_test(wins, n):.3g} | {np.mean(diff5):+.1f} | {wins5} of {n} |"
         )
     return lines
 
