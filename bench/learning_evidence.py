@@ -96,6 +96,17 @@ def _variant(cfg: dict) -> str:
     return " ".join([name, *changed])
 
 
+def _agent_order(key: tuple[str, str]) -> tuple:
+    """Sort key of a (task, variant) column: the baselines before the method, in the order
+    `sgqn_robot.agents.AGENTS` lists them (sac, drq, svea, sgqn), each agent's default before its
+    variants; so tables read sac | svea | sgqn and paired rows read "sgqn - svea"."""
+    from sgqn_robot.agents import AGENTS
+
+    task, variant = key
+    name = variant.split()[0]
+    return (task, list(AGENTS).index(name) if name in AGENTS else len(AGENTS), variant)
+
+
 def _runs(out: Path, seeds: set[int] | None = None) -> list[Path]:
     """The run dirs in `out`, only those of `seeds` when given (a report over some seeds of a
     sweep whose other seeds are still running)."""
@@ -353,7 +364,7 @@ def _per_seed_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> lis
         "| agent | seed | train (success) | test mean | mean of test1-5 | success on unseen splits |",
         "|---|---|---|---|---|---|",
     ]
-    for (t, agent), results in sorted(finals.items()):
+    for (t, agent), results in sorted(finals.items(), key=lambda kv: _agent_order(kv[0])):
         if t != task:
             continue
         for res in sorted(results, key=lambda r: r["seed"]):
@@ -378,7 +389,7 @@ def _paired_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> list[
     handful of seeds the spread across seeds hides what the pairs show (or do not)."""
     by_seed = {
         agent: {res["seed"]: _final_summary(res) for res in results}
-        for (t, agent), results in sorted(finals.items())
+        for (t, agent), results in sorted(finals.items(), key=lambda kv: _agent_order(kv[0]))
         if t == task
     }
     lines = [
@@ -387,7 +398,7 @@ def _paired_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> list[
         "| mean of test1-5: mean difference | first above |",
         "|---|---|---|---|---|---|---|",
     ]
-    for a, b in itertools.combinations(by_seed, 2):
+    for b, a in itertools.combinations(by_seed, 2):  # the later agent first: "sgqn - svea"
         seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
         if not seeds:
             continue
@@ -435,7 +446,7 @@ def report(args: argparse.Namespace) -> None:
 
     lines = []
     for task in sorted({t for t, _ in finals}):
-        agents = [a for (t, a) in sorted(finals) if t == task]
+        agents = [a for (t, a) in sorted(finals, key=_agent_order) if t == task]
         splits = [s for s in ALL_SPLITS if s in finals[(task, agents[0])][0]["splits"]]
         lines += [f"\n### {task}: return mean ± std over seeds (success rate)\n"]
         lines += ["| split | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
@@ -469,7 +480,12 @@ def report(args: argparse.Namespace) -> None:
         lines += _paired_table(task, finals)
     for task in sorted({t for t, _ in curves}):
         lines += _eval_table(
-            task, {a: runs for (t, a), runs in sorted(curves.items()) if t == task}
+            task,
+            {
+                a: runs
+                for (t, a), runs in sorted(curves.items(), key=lambda kv: _agent_order(kv[0]))
+                if t == task
+            },
         )
     print("\n".join(lines))
 
@@ -478,7 +494,7 @@ def report(args: argparse.Namespace) -> None:
     for task in sorted({t for t, _ in curves}):
         fig, grid = plt.subplots(2, 2, figsize=(14, 8))
         axes = grid.ravel()
-        agents = sorted(a for t, a in curves if t == task)
+        agents = [a for t, a in sorted(curves, key=_agent_order) if t == task]
         for agent in agents:
             for i, run in enumerate(curves[(task, agent)]):
                 final = _final_json(run)

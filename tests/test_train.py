@@ -667,6 +667,10 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
         for r in rows
         if len(cells := [c.strip() for c in r.strip("|").split("|")]) == 6 and cells[1].isdigit()
     }
+    # baselines first, the method last; pairs read "later agent minus earlier"
+    assert "| split | sac | svea | sgqn |" in printed
+    pairs = [r.split(" | ")[0] for r in rows if r.split(" | ")[1].isdigit() and " - " in r]
+    assert pairs == ["| svea - sac", "| sgqn - sac", "| sgqn - svea"]
     (pair,) = [r for r in rows if r.startswith("| sgqn - svea | 3 |")]
     expect = [per_seed[("sgqn", s)] - per_seed[("svea", s)] for s in "123"]
     shown = pair.split("(")[1].split(")")[0].split(", ")
