@@ -30,6 +30,7 @@ from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.config import CONFIG_DIR, ConfigError, require_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS
 from sgqn_robot.malloc_reuse import keep_freed_memory
+from sgqn_robot.video import Tile, write_gif
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +82,22 @@ def env_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Evaluator:
-    """Deterministic episodes on several splits; one env per split, built once and reused."""
+    """Deterministic episodes on several splits; one env per split, built once and reused.
+    With `video`, each `run` also keeps the rendered steps of every split's first episode in
+    `self.videos` (for `sgqn_robot.video.write_gif`)."""
 
-    def __init__(self, task: str, kwargs: Mapping[str, Any], splits: Sequence[str]):
+    def __init__(
+        self, task: str, kwargs: Mapping[str, Any], splits: Sequence[str], video: bool = False
+    ):
         from sgqn_robot.envs import make_env
 
         self.envs = {}
+        self.video = video
+        self.videos: dict[str, list[Tile]] = {}
+        render = {"render_mode": "rgb_array"} if video else {}
         try:
             for split in splits:
-                self.envs[split] = make_env(task, split=split, **kwargs)
+                self.envs[split] = make_env(task, split=split, **kwargs, **render)
         except BaseException:
             self.close()  # the renderers already built hold GL contexts and memory
             raise
@@ -106,12 +114,16 @@ class Evaluator:
         when it turns True the evaluation raises EvaluationStopped, so that a preempted run
         checkpoints in time instead of finishing minutes of evaluation."""
         results, frames = {}, {}
+        self.videos = {}
         keep_at = set(np.linspace(0, EPISODE_STEPS - 1, keep_frames).round().astype(int).tolist())
         for split, env in self.envs.items():
-            res, kept = SplitResult(), []
+            res, kept, tiles = SplitResult(), [], []
             for i in range(episodes):
                 obs, _ = env.reset(seed=EVAL_SEED + i)
                 total, t, done, info = 0.0, 0, False, {}
+                record = self.video and i == 0
+                if record:
+                    tiles.append(Tile(env.render(), 0.0, False))
                 while not done:
                     if should_stop():
                         raise EvaluationStopped
@@ -121,11 +133,15 @@ class Evaluator:
                     total += reward
                     t += 1
                     done = terminated or truncated
+                    if record:
+                        tiles.append(Tile(env.render(), total, bool(info.get("is_success"))))
                 res.returns.append(total)
                 res.successes.append(bool(info.get("is_success", False)))
             results[split] = res
             if kept:
                 frames[split] = np.stack(kept)
+            if tiles:
+                self.videos[split] = tiles
         return results, frames
 
     def close(self) -> None:
@@ -221,13 +237,18 @@ def evaluate_run(
     saliency_samples: int = 4,
     saliency_split_names: Sequence[str] | None = None,
     textures: str | Sequence[str] | Mapping[str, str] | None = None,
+    video_size: int = 0,
 ) -> dict[str, SplitResult]:
     """Evaluate the latest checkpoint of `run` (what `sgqn-eval` does); the saliency grid shows
     `saliency_split_names` (default: train and one unseen split). `textures` puts your own photos
-    on table/floor/wall of every split, to check transfer to your lab before deploying."""
+    on table/floor/wall of every split, to check transfer to your lab before deploying.
+    `video_size` > 0 also writes `<run>/videos/<tag>.gif`: every split's first episode side by
+    side, tiles of that many pixels."""
     check_splits("splits", splits)
     drawn = saliency_splits(splits, saliency_split_names)
     require_ints({"episodes": episodes}, ["episodes"])
+    if video_size:
+        require_ints({"video_size": video_size}, ["video_size"], minimum=32)
     from sgqn_robot.agents import resolve_device
     from sgqn_robot.checkpoint import load_agent
     from sgqn_robot.saliency_figure import save_saliency_grid
@@ -236,7 +257,7 @@ def evaluate_run(
     step = int(ckpt.state["step"])
     tag = tag or f"eval_step_{step:07d}" + ("_own_textures" if textures else "")
     kwargs = env_kwargs(ckpt.config) | ({"textures": textures} if textures else {})
-    evaluator = Evaluator(ckpt.config["task"], kwargs, splits)
+    evaluator = Evaluator(ckpt.config["task"], kwargs, splits, video=video_size > 0)
     try:
         results, frames = evaluator.run(
             lambda o: agent.act(o, eval_mode=True), episodes, saliency_samples
@@ -249,6 +270,9 @@ def evaluate_run(
     shown = {s: frames[s] for s in drawn if s in frames}
     if shown:
         save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
+    if evaluator.videos:
+        gif = write_gif(run_dir / "videos" / f"{tag}.gif", evaluator.videos, video_size)
+        log.info("episode video: %s", gif)
     return results
 
 
@@ -271,6 +295,7 @@ def _app(cfg: DictConfig) -> None:
             plain["saliency_samples"],
             plain["saliency_splits"],
             plain["textures"],
+            plain["video_size"],
         )
     except (FileNotFoundError, ValueError) as e:  # a missing run, a bad split, device or value
         log.error("sgqn-eval: %s", e)

@@ -95,6 +95,9 @@ def test_atomic_text_write_keeps_the_old_file_when_killed(
     monkeypatch.undo()
     assert write_text_atomic(path, "new").read_text() == "new"
     assert os.listdir(tmp_path) == ["config.yaml"]
+    umask = os.umask(0o027)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would, not mkstemp's 0600
 
 
 def test_a_reader_of_the_previous_checkpoint_survives_a_save(tmp_path: Path) -> None:

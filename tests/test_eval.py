@@ -190,3 +190,31 @@ def test_a_policy_blind_to_the_image_is_flagged_in_the_table() -> None:
     assert blind_policy(blind) and "warning: all 3 splits gave the same return" in table(blind)
     assert len(set(blind["train"].returns)) == 2  # two different episodes, repeated per split
     assert not blind_policy(looking) and "warning" not in table(looking)
+
+
+def test_video_shows_each_split_first_episode_without_changing_it(run_dir: Path) -> None:
+    """`video_size` adds a GIF of every split's first episode, in step; rendering it must not
+    change the episodes (same returns as the periodic evaluation on the same seeds)."""
+    from PIL import Image
+    from sgqn_robot.envs import EPISODE_STEPS
+
+    splits = ["train", "test2", "color_hard"]
+    results = evaluate_run(run_dir, splits, 2, tag="vid", saliency_samples=0, video_size=64)
+    periodic = json.loads((run_dir / "eval" / "step_0000050.json").read_text())
+    assert results["train"].returns == periodic["splits"]["train"]["returns"]
+    assert results["test2"].returns == periodic["splits"]["test2"]["returns"]
+    gif = Image.open(run_dir / "videos" / "vid.gif")
+    assert (
+        gif.size == (128, 128) and gif.n_frames == EPISODE_STEPS + 1
+    )  # 2 x 2 tiles, reset + steps
+    gif.seek(EPISODE_STEPS // 2)
+    grid = np.asarray(gif.convert("RGB")).astype(int)
+    tiles = {
+        s: grid[(i // 2) * 64 : (i // 2 + 1) * 64, (i % 2) * 64 :][:, :64]
+        for i, s in enumerate(splits)
+    }
+    assert np.abs(tiles["train"] - tiles["color_hard"]).mean() > 10  # each tile its own scene
+    assert grid[64:, 64:].max() == 0  # the fourth cell is empty
+    with pytest.raises(ConfigError, match="video_size=16: must be an integer >= 32"):
+        evaluate_run(run_dir, ["train"], 1, tag="small", video_size=16)
+    assert not (run_dir / "eval" / "small.json").exists()
