@@ -10,12 +10,12 @@ bytes on every machine, so rendered pixels are reproducible across installs). Re
 from __future__ import annotations
 
 import importlib.util
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from sgqn_robot.atomic import replaced_atomically
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 MESH_DIR = ASSETS_DIR / "meshes"
@@ -92,12 +92,10 @@ def write_binary_stl(path: Path, verts: np.ndarray, faces: np.ndarray) -> None:
     rec = np.zeros(len(faces), dtype=[("n", "<f4", 3), ("v", "<f4", (3, 3)), ("a", "<u2")])
     rec["n"], rec["v"] = normals, tri
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
+    with replaced_atomically(path) as tmp, open(tmp, "wb") as f:
         f.write(b"sgqn_robot decimated mesh".ljust(80, b" "))
         f.write(struct.pack("<I", len(faces)))
         f.write(rec.tobytes())
-    os.replace(tmp, path)
 
 
 def build_meshes(out_dir: Path = MESH_DIR) -> dict[str, tuple[int, int]]:
@@ -128,8 +126,7 @@ def build_textures(out_dir: Path = TEXTURE_DIR, size: int = TEXTURE_SIZE) -> lis
     for src in sorted((robosuite_assets_dir() / "textures").glob("*.png")):
         img = Image.open(src).convert("RGB").resize((size, size), Image.LANCZOS)
         dst = out_dir / src.name
-        tmp = dst.with_suffix(".tmp.png")
-        img.save(tmp, optimize=True)
-        os.replace(tmp, dst)
+        with replaced_atomically(dst, suffix=".png") as tmp:
+            img.save(tmp, optimize=True)
         written.append(dst)
     return written

@@ -304,3 +304,20 @@ def test_user_texture_paths_expand_home(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     assert set(textures.user_textures("~")) == {"table"}
     assert textures.load_image("~/table.png").shape[-1] == 3
+
+
+def test_a_written_mesh_reads_back_the_same(tmp_path: Path) -> None:
+    """The decimated meshes are written as binary STL (atomically, readable by others) and read
+    back through mujoco's loader: a tetrahedron survives the round trip."""
+    from sgqn_robot.envs.asset_paths import _read_mesh, write_binary_stl
+
+    verts = np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.2, 0], [0, 0, 0.3]], dtype=np.float64)
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    path = tmp_path / "tetra.stl"
+    write_binary_stl(path, verts, faces)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.listdir(tmp_path) == ["tetra.stl"] and path.stat().st_mode & 0o777 == 0o666 & ~umask
+    read, read_faces = _read_mesh(path)
+    assert len(read_faces) == 4
+    assert sorted(map(tuple, np.round(read, 6))) == sorted(map(tuple, verts))
