@@ -101,6 +101,13 @@ def run_sim(args: argparse.Namespace) -> int:
     splits = sim_splits(args.split)
     if args.log and len(splits) > 1:
         raise ValueError(f"--log records one split, --split gives {len(splits)}: name one")
+    videos = None
+    if args.video:
+        if not args.video.endswith(".gif"):
+            raise ValueError(f"--video {args.video}: must be a .gif path, e.g. rollouts.gif")
+        with needs_train_extra("--video needs Pillow"):
+            from sgqn_robot.video import write_gif
+        videos = {}
     apply_priority(args.priority, "sgqn-run")
     policy = OnnxPolicy(args.model, args.threads)
     meta = policy.meta
@@ -118,7 +125,7 @@ def run_sim(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for split in splits:
         returns, successes, period, stopped = _run_split(
-            args, split, policy, saliency, limits, clock, total
+            args, split, policy, saliency, limits, clock, total, videos
         )
         print(
             f"{args.sim}/{split}: mean return {np.mean(returns):.3f}, success "
@@ -126,6 +133,8 @@ def run_sim(args: argparse.Namespace) -> int:
         )
         if stopped:
             break
+    if videos:
+        print(f"video of each split's first episode: {write_gif(args.video, videos)}")
     if args.clock == "sim":  # simulated time has no lateness or latency to report
         wall = time.perf_counter() - started
         print(
@@ -145,9 +154,11 @@ def _run_split(
     limits: SafetyLimits,
     clock: Clock,
     total: LoopResult,
+    videos: dict[str, list] | None = None,
 ) -> tuple[list[float], int, float, bool]:
     """``args.episodes`` episodes on one split, adding their timing to ``total``: (returns,
-    successes, control period, whether a safety stop ended the run)."""
+    successes, control period, whether a safety stop ended the run). With ``videos``, the first
+    episode's frames go in ``videos[split]``."""
     from .sim_adapters import SimSession, env_kwargs
 
     meta = policy.meta
@@ -155,8 +166,12 @@ def _run_split(
     if args.textures:  # one folder (or file) as given; several files as a list
         kwargs["textures"] = args.textures[0] if len(args.textures) == 1 else args.textures
     with ExitStack() as resources:  # closes the simulator and the log on every path
-        session = resources.enter_context(closing(SimSession(args.sim, split, clock, **kwargs)))
+        video = videos is not None
+        session = SimSession(args.sim, split, clock, video=video, **kwargs)
+        session = resources.enter_context(closing(session))
         session.reset(args.seed)
+        if video:
+            session.record()
         frame_shape = session.obs.shape
         if frame_shape != (meta.channels_per_frame, meta.image_size, meta.image_size):
             raise ModelError(
@@ -187,6 +202,8 @@ def _run_split(
             if ep:
                 session.reset(args.seed + ep)
             res = loop.run(max_ticks=args.max_ticks)
+            if ep == 0 and video:
+                videos[split] = session.tiles
             print(
                 f"episode {ep}: return {session.ret:8.3f}  success {session.success!s:5}  "
                 f"ticks {res.ticks}  stop {res.stop_reason}  events {dict(res.events)}"
@@ -249,6 +266,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--log", help="write every tick to this zarr directory")
     p.add_argument("--saliency", action="store_true", help="log the predicted attribution mask")
+    p.add_argument(
+        "--video",
+        metavar="GIF",
+        help="--sim: the first episode of every split side by side as an animated GIF (needs the "
+        "training extra's Pillow)",
+    )
     p.add_argument("--replay", metavar="LOG", help="turn a tick log into a PNG strip and exit")
     p.add_argument("-o", "--output", help="--replay: strip path (default LOG.png)")
     p.add_argument("--every", type=int, default=5, help="--replay: one tile every N ticks")

@@ -31,14 +31,19 @@ def env_kwargs(meta: ModelMetadata) -> dict[str, Any]:
 
 
 class SimSession:
-    """One env shared by a ``SimCamera`` and a ``SimRobot``; tracks the episode's outcome."""
+    """One env shared by a ``SimCamera`` and a ``SimRobot``; tracks the episode's outcome. With
+    ``video``, ``record()`` keeps the rest of the episode as rendered ``Tile``s in ``tiles``."""
 
-    def __init__(self, task: str, split: str, clock: Clock, **kwargs: Any) -> None:
+    def __init__(
+        self, task: str, split: str, clock: Clock, video: bool = False, **kwargs: Any
+    ) -> None:
         with needs_train_extra("--sim needs the simulator"):
             from sgqn_robot.envs import make_env
             from sgqn_robot.envs.scene import ROBOT_BASE
 
-        self.env = make_env(task, split=split, **kwargs)
+        render = {"render_mode": "rgb_array"} if video else {}
+        self.env = make_env(task, split=split, **kwargs, **render)
+        self.tiles: list[Any] | None = None
         self.robot_base = np.asarray(ROBOT_BASE, np.float32)  # in the env's world frame
         self.clock = clock
         self.camera = SimCamera(self)
@@ -49,6 +54,18 @@ class SimSession:
     def reset(self, seed: int | None = None) -> None:
         self.obs, self.info = self.env.reset(seed=seed)
         self.steps, self.ret, self.done, self.stopped = 0, 0.0, False, False
+        self.tiles = None
+
+    def record(self) -> None:
+        """Keep this episode's frames, from now to its end (a video of it)."""
+        self.tiles = []
+        self._keep_tile()
+
+    def _keep_tile(self) -> None:
+        if self.tiles is not None:
+            from sgqn_robot.video import Tile
+
+            self.tiles.append(Tile(self.env.render(), self.ret, self.success))
 
     @property
     def success(self) -> bool:
@@ -91,6 +108,7 @@ class SimRobot:
         s.steps += 1
         s.ret += float(reward)
         s.done = bool(terminated or truncated)
+        s._keep_tile()
 
     def stop(self) -> None:
         self.session.stopped = True

@@ -2,7 +2,7 @@
 
 train (sgqn-train) -> evaluate on train and test splits (sgqn-eval) -> export ONNX (sgqn-export)
 -> closed-loop ONNX control in the simulator (sgqn-run) -> the shipped pretrained policies on test
-splits -> one result table. Each stage is the public command a user would type, so the demo
+splits, with a GIF of each -> one result table. Each stage is the public command a user would type, so the demo
 doubles as a tour of the CLI; the commands are printed as they run.
 """
 
@@ -37,15 +37,18 @@ def _cli(name: str, *args: str) -> str:
     return "".join(lines)
 
 
-def _run_onnx(model: Path, task: str, split: str, episodes: int) -> tuple[float, float]:
+def _run_onnx(
+    model: Path, task: str, splits: list[str], episodes: int, *extra: str
+) -> dict[str, tuple[float, float]]:
+    """(mean return, success rate) per split, from sgqn-run's summary lines."""
     out = _cli(
-        "sgqn-run", str(model), "--sim", task, "--split", split,
-        "--episodes", str(episodes), "--clock", "sim",
+        "sgqn-run", str(model), "--sim", task, "--split", ",".join(splits),
+        "--episodes", str(episodes), "--clock", "sim", *extra,
     )  # fmt: skip
-    m = SUMMARY.search(out)
-    if m is None:
-        raise RuntimeError(f"sgqn-run printed no summary line:\n{out}")
-    return float(m[3]), int(m[4]) / int(m[5])
+    found = {m[2]: (float(m[3]), int(m[4]) / int(m[5])) for m in SUMMARY.finditer(out)}
+    if list(found) != splits:
+        raise RuntimeError(f"sgqn-run printed no summary line for each of {splits}:\n{out}")
+    return found
 
 
 def _summary(res: dict) -> tuple[float, float]:
@@ -91,21 +94,24 @@ def main() -> None:
     _cli("sgqn-run", str(model), "--info")  # what the file tells the robot PC about itself
 
     print("== 4/5 run the ONNX policy in the fixed-rate control loop (simulator)", flush=True)
-    for split in ("train", "test2"):
-        rows.append(("demo run, ONNX loop", split, *_run_onnx(model, args.task, split, 3)))
+    for split, res in _run_onnx(model, args.task, ["train", "test2"], 3).items():
+        rows.append(("demo run, ONNX loop", split, *res))
 
-    print("== 5/5 the shipped pretrained policies on test splits", flush=True)
+    print("== 5/5 the shipped pretrained policies on test splits (and a GIF of each)", flush=True)
+    videos = []
     for shipped in sorted(MODELS.glob("*.onnx")):
         if shipped.name.endswith(".saliency.onnx"):
             continue
         task = "peg_in_box" if shipped.name.startswith("peg_in_box") else "reach"
-        for split in ("train", "test2", "color_easy"):
-            ret, succ = _run_onnx(shipped, task, split, args.episodes)
-            rows.append((f"pretrained {shipped.stem}", split, ret, succ))
+        videos.append(args.out / f"pretrained_{shipped.stem}.gif")
+        splits = ["train", "test2", "color_easy", "lighting"]
+        found = _run_onnx(shipped, task, splits, args.episodes, "--video", str(videos[-1]))
+        rows += [(f"pretrained {shipped.stem}", split, *res) for split, res in found.items()]
 
     print(f"\n{'policy':<42} {'split':<11} {'return':>8} {'success':>8}")
     for name, split, ret, succ in rows:
         print(f"{name:<42} {split:<11} {ret:>8.1f} {succ:>8.0%}")
+    print("\nwatch them: " + ", ".join(map(str, videos)))
     print(f"\ndemo finished in {(time.monotonic() - t0) / 60:.1f} min; artifacts in {args.out}/")
 
 

@@ -311,3 +311,22 @@ def test_sim_runs_several_splits_with_one_summary_line_each(
     assert sum(line.startswith("episode ") for line in out) == 4
     assert out[-1].startswith("timing: sim clock, no waiting: 12 ticks in "), out[-1]
     assert run.sim_splits("all") == list(SPLITS)
+
+
+def test_sim_video_shows_the_first_episode_of_each_split(
+    fast: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    gif = tmp_path / "rollouts.gif"
+    argv = [str(fast[1]), "--sim", "reach", "--split", "train,color_hard", "--episodes", "2",
+            "--max-ticks", "3", "--clock", "sim", "--video", str(gif)]  # fmt: skip
+    assert run.main(argv) == 0
+    assert f"video of each split's first episode: {gif}" in capsys.readouterr().out
+    video = Image.open(gif)
+    assert video.size == (256, 128) and video.n_frames == 4  # 2 tiles; reset + 3 ticks of ep 0
+    video.seek(3)
+    rgb = np.asarray(video.convert("RGB")).astype(int)
+    assert np.abs(rgb[:, :128] - rgb[:, 128:]).mean() > 10  # each split its own scene
+    assert run.main([*argv[:-1], str(tmp_path / "rollouts.png")]) == 2
+    assert "--video " in capsys.readouterr().err and not (tmp_path / "rollouts.png").exists()
