@@ -30,7 +30,7 @@ from sgqn_robot.atomic import write_text_atomic
 from sgqn_robot.config import CONFIG_DIR, ConfigError, require_ints, to_plain
 from sgqn_robot.envs import EPISODE_STEPS, SPLITS
 from sgqn_robot.malloc_reuse import keep_freed_memory
-from sgqn_robot.video import Tile, write_gif
+from sgqn_robot.video import Tile, check_video_size, write_gif
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +247,7 @@ def evaluate_run(
     check_splits("splits", splits)
     drawn = saliency_splits(splits, saliency_split_names)
     require_ints({"episodes": episodes}, ["episodes"])
-    if video_size:
-        require_ints({"video_size": video_size}, ["video_size"], minimum=32)
+    check_video_size(video_size)
     from sgqn_robot.agents import resolve_device
     from sgqn_robot.checkpoint import load_agent
     from sgqn_robot.saliency_figure import save_saliency_grid

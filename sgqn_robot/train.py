@@ -61,6 +61,7 @@ from sgqn_robot.provenance import code_history, code_identity
 from sgqn_robot.replay import ReplayBuffer
 from sgqn_robot.run_lock import RunDirBusy, hold_run_dir
 from sgqn_robot.saliency_figure import save_saliency_grid
+from sgqn_robot.video import check_video_size, write_gif
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ def check_config(cfg: DictConfig) -> None:
     replay ring smaller than one snapshot interval dies at the first snapshot)."""
     require_ints(cfg, ("num_train_steps", "batch_size", "eval_every", "snapshot_every"))
     require_ints(cfg, ("warmup_steps", "eval_episodes", "saliency_samples"), minimum=0)
+    check_video_size(cfg.video_size)
     capacity = cfg.replay_capacity
     needed = min(snapshot_frames(cfg.snapshot_every), default_capacity(cfg.num_train_steps))
     if capacity is not None and (
@@ -238,7 +240,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         cleanup.callback(logger.close)
         evaluator = None
         if cfg.eval_episodes > 0:
-            evaluator = Evaluator(cfg.task, kwargs, cfg.eval_splits)
+            evaluator = Evaluator(cfg.task, kwargs, cfg.eval_splits, video=cfg.video_size > 0)
             cleanup.callback(evaluator.close)
         pbar = tqdm(total=num_steps, initial=step, unit="step", disable=None, dynamic_ncols=True)
         cleanup.callback(pbar.close)
@@ -265,6 +267,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
             shown = {s: frames[s] for s in saliency_splits(cfg.eval_splits) if s in frames}
             if shown:
                 save_saliency_grid(run_dir / "saliency" / f"{tag}.png", shown, agent.saliency, step)
+            if evaluator.videos:
+                write_gif(run_dir / "videos" / f"{tag}.gif", evaluator.videos, cfg.video_size)
             last_eval = " ".join(
                 f"{s} {r.summary()['return_mean']:.1f}" for s, r in results.items()
             )

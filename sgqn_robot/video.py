@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sgqn_robot.atomic import replaced_atomically
+from sgqn_robot.config import require_ints
 
 GREEN = (40, 200, 60)
 
@@ -27,6 +28,13 @@ class Tile:
     frame: np.ndarray
     episode_return: float
     success: bool
+
+
+def check_video_size(value: object) -> None:
+    """ConfigError unless `video_size` is 0 (no video) or an integer >= 32 (pixels per tile),
+    checked before an evaluation renders anything."""
+    if value != 0:
+        require_ints({"video_size": value}, ["video_size"], minimum=32)
 
 
 def _draw_tile(split: str, tile: Tile, size: int) -> Image.Image:

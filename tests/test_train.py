@@ -71,7 +71,8 @@ def metrics(run_dir: Path) -> list[tuple[int, str, str]]:
 def test_smoke_training_writes_every_artifact(
     tmp_path: Path, agent: str, task: str, k: int
 ) -> None:
-    run_dir = run(tmp_path / agent, f"agent={agent}", f"task={task}", f"env.frame_stack={k}")
+    overrides = [f"agent={agent}", f"task={task}", f"env.frame_stack={k}", "video_size=32"]
+    run_dir = run(tmp_path / agent, *overrides)
     for rel in [
         "config.yaml",
         "train.log",
@@ -81,6 +82,7 @@ def test_smoke_training_writes_every_artifact(
         "eval/step_0000060.json",
         "eval/step_0000060.csv",
         "saliency/step_0000060.png",
+        "videos/step_0000060.gif",
     ]:
         assert (run_dir / rel).is_file(), rel
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
@@ -214,6 +216,7 @@ def test_a_run_dir_in_use_is_refused_until_its_process_ends(tmp_path: Path) -> N
         ("eval_every=2.5", "eval_every=2.5: must be an integer >= 1"),
         ("warmup_steps=ten", "warmup_steps='ten': must be an integer >= 0"),
         ("eval_episodes=-1", "eval_episodes=-1: must be an integer >= 0"),
+        ("video_size=16", "video_size=16: must be an integer >= 32"),
         ("replay_capacity=50", "replay_capacity=50 cannot hold the 51 frames added between"),
         ("eval_splits=[train,tset1]", "unknown split 'tset1'; valid splits: train, test1, "),
         # caught by building env and agent, which now happens before the run dir is made
