@@ -55,9 +55,9 @@ def write_gif(
     frame_ms: int = 100,
     hold_ms: int = 1500,
 ) -> Path:
-    """Write the episodes as a near-square grid GIF at `path` (atomically) and return it. Episodes may differ
-    in length; a finished one keeps showing its last step. `frame_ms` of 100 plays a 25 Hz
-    episode at 0.4x speed, slow enough to follow; the last step is held `hold_ms`."""
+    """Write the episodes as a near-square grid GIF at `path` (atomically) and return it.
+    Episodes may differ in length; a finished one keeps showing its last step. `frame_ms` of 100
+    plays a 25 Hz episode at 0.4x speed, slow enough to follow; the last step is held `hold_ms`."""
     if not episodes or not all(episodes.values()):
         raise ValueError("write_gif: no episode frames to draw (evaluate at least one episode)")
     if size < 32:
