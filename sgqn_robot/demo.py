@@ -2,8 +2,8 @@
 
 train (sgqn-train) -> evaluate on train and test splits (sgqn-eval) -> export ONNX (sgqn-export)
 -> closed-loop ONNX control in the simulator (sgqn-run) -> the shipped pretrained policies on test
-splits, with a GIF of each -> one result table. Each stage is the public command a user would type, so the demo
-doubles as a tour of the CLI; the commands are printed as they run.
+splits, with a GIF of each -> one result table. Each stage is the public command a user would
+type, so the demo doubles as a tour of the CLI; the commands are printed as they run.
 """
 
 from __future__ import annotations
