@@ -10,7 +10,8 @@
         --variant q90 agent.mask_quantile=0.9
     # evaluate each run's latest checkpoint on every split (30 episodes), in parallel:
     python bench/learning_evidence.py evaluate --out runs/evidence --episodes 30
-    # tables (markdown: means over seeds, per seed, agents paired by seed with a sign test)
+    # tables (markdown: means over seeds, per seed, agents paired by seed with a sign test,
+    # each run against the goals of issue 6)
     # + learning curves (PNG) from what the runs wrote:
     python bench/learning_evidence.py report --out runs/evidence --images docs/images
     # the same over some seeds only, e.g. while the others still run:
@@ -58,6 +59,8 @@ from sgqn_robot.run_lock import LOCK_FILE, RunDirBusy, hold_run_dir
 # progress is abandoned at once; a paper-preset episode on a slow CPU still takes a while).
 GRACE_S = 600
 # Rows under the per-split table: label -> key of `_final_summary`.
+# Issue 6's goals per task: train return, return on every unseen split, minutes of training.
+GOALS = {"reach": (30.0, 25.0, 60.0), "peg_in_box": (150.0, 100.0, 180.0)}
 SUMMARY_ROWS = {
     "test mean": "test_mean",
     "gap (train - test mean)": "gap",
@@ -415,6 +418,52 @@ def _paired_table(task: str, finals: dict[tuple[str, str], list[dict]]) -> list[
     return lines
 
 
+def _goals_table(task: str, curves: dict[tuple[str, str], list[Path]]) -> list[str]:
+    """Per run, the goals the toolkit is held to (`GOALS`): when the in-training evaluation
+    first reached the train-return goal (steps, minutes of training), and how many unseen
+    splits the final policy holds at the per-split goal, with the worst one."""
+    import yaml
+
+    if task not in GOALS:
+        return []
+    train_goal, split_goal, minutes_goal = GOALS[task]
+    lines = [
+        f"\n### {task}: goals per run (train >= {train_goal:g} within {minutes_goal:g} min; "
+        f"every unseen split >= {split_goal:g})\n",
+        f"| agent | seed | train >= {train_goal:g} first at (in training) | final train "
+        f"| unseen splits >= {split_goal:g} | worst unseen split |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (t, agent), runs in sorted(curves.items(), key=lambda kv: _agent_order(kv[0])):
+        if t != task:
+            continue
+        for run in sorted(
+            runs, key=lambda r: yaml.safe_load((r / "config.yaml").read_text())["seed"]
+        ):
+            seed = yaml.safe_load((run / "config.yaml").read_text())["seed"]
+            steps, train, _ = _eval_curve(run, np.inf)
+            hit = steps[train >= train_goal]
+            if len(hit) == 0:
+                first = f"not reached (best {train.max():.1f})" if len(train) else "no evaluations"
+            else:
+                ws, secs = _wall_clock(run)
+                minutes = f", {np.interp(hit[0], ws, secs) / 60:.1f} min" if len(ws) else ""
+                first = f"{hit[0]} steps{minutes}"
+            final = _final_json(run)
+            if not final.is_file():
+                lines.append(f"| {agent} | {seed} | {first} | (no final evaluation) | | |")
+                continue
+            ret = {k: v["return_mean"] for k, v in json.loads(final.read_text())["splits"].items()}
+            unseen = {k: v for k, v in ret.items() if k != "train"}
+            worst = min(unseen, key=unseen.get)
+            held = sum(v >= split_goal for v in unseen.values())
+            lines.append(
+                f"| {agent} | {seed} | {first} | {ret.get('train', np.nan):.1f} "
+                f"| {held} of {len(unseen)} | {worst} {unseen[worst]:.1f} |"
+            )
+    return lines
+
+
 def report(args: argparse.Namespace) -> None:
     import matplotlib
 
@@ -479,6 +528,7 @@ def report(args: argparse.Namespace) -> None:
         lines += _per_seed_table(task, finals)
         lines += _paired_table(task, finals)
     for task in sorted({t for t, _ in curves}):
+        lines += _goals_table(task, curves)
         lines += _eval_table(
             task,
             {

@@ -668,7 +668,9 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
     per_seed = {
         (cells[0], cells[1]): float(cells[3])
         for r in rows
-        if len(cells := [c.strip() for c in r.strip("|").split("|")]) == 6 and cells[1].isdigit()
+        if len(cells := [c.strip() for c in r.strip("|").split("|")]) == 6
+        and cells[1].isdigit()
+        and " of " not in r  # not the goals table
     }
     # baselines first, the method last; pairs read "later agent minus earlier"
     assert "| split | sac | svea | sgqn |" in printed
@@ -678,6 +680,16 @@ def test_learning_evidence_report_regenerates_the_results_table_from_the_kept_ev
     expect = [per_seed[("sgqn", s)] - per_seed[("svea", s)] for s in "123"]
     shown = pair.split("(")[1].split(")")[0].split(", ")
     assert [float(d) for d in shown] == pytest.approx(expect, abs=0.11)  # rows rounded to 0.1
+    # each run against issue 6's goals: the count of unseen splits at >= 25 is the final
+    # evaluation's, and the train goal's first step one of the in-training evaluations
+    goals = [r for r in rows if r.count(" of 11 |") == 1]
+    assert len(goals) == 9
+    for row in goals:
+        agent, seed, first, _, held, _ = (c.strip() for c in row.strip("|").split("|"))
+        final = json.loads((evidence / f"reach-{agent}-s{seed}" / "final.json").read_text())
+        unseen = [v["return_mean"] for k, v in final["splits"].items() if k != "train"]
+        assert held == f"{sum(v >= 25 for v in unseen)} of 11"
+        assert first.split()[0] in {"2500", "5000", "7500", "10000", "12500", "15000"}
     assert [le.sign_test(k, n) for k, n in ((5, 5), (0, 4), (3, 4), (2, 4))] == [
         0.0625,
         0.125,
