@@ -437,10 +437,8 @@ def _goals_table(task: str, curves: dict[tuple[str, str], list[Path]]) -> list[s
     for (t, agent), runs in sorted(curves.items(), key=lambda kv: _agent_order(kv[0])):
         if t != task:
             continue
-        for run in sorted(
-            runs, key=lambda r: yaml.safe_load((r / "config.yaml").read_text())["seed"]
-        ):
-            seed = yaml.safe_load((run / "config.yaml").read_text())["seed"]
+        seeds = {run: yaml.safe_load((run / "config.yaml").read_text())["seed"] for run in runs}
+        for run, seed in sorted(seeds.items(), key=lambda kv: kv[1]):
             steps, train, _ = _eval_curve(run, np.inf)
             hit = steps[train >= train_goal]
             if len(hit) == 0:
@@ -450,11 +448,16 @@ def _goals_table(task: str, curves: dict[tuple[str, str], list[Path]]) -> list[s
                 minutes = f", {np.interp(hit[0], ws, secs) / 60:.1f} min" if len(ws) else ""
                 first = f"{hit[0]} steps{minutes}"
             final = _final_json(run)
-            if not final.is_file():
-                lines.append(f"| {agent} | {seed} | {first} | (no final evaluation) | | |")
-                continue
-            ret = {k: v["return_mean"] for k, v in json.loads(final.read_text())["splits"].items()}
+            ret = {}
+            if final.is_file():
+                splits = json.loads(final.read_text())["splits"]
+                ret = {k: v["return_mean"] for k, v in splits.items()}
             unseen = {k: v for k, v in ret.items() if k != "train"}
+            if not unseen:
+                lines.append(
+                    f"| {agent} | {seed} | {first} | (no final evaluation of unseen splits) | | |"
+                )
+                continue
             worst = min(unseen, key=unseen.get)
             held = sum(v >= split_goal for v in unseen.values())
             lines.append(

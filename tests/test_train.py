@@ -764,3 +764,33 @@ def test_learning_evidence_keeps_only_what_the_report_reads(
     names = {p.relative_to(dest).as_posix() for p in dest.rglob("*")}
     assert names == {"config.yaml", "metrics.csv", "tb", "tb/events.out.tfevents.1"}
     assert (dest / "metrics.csv").read_text() == (kept / "metrics.csv").read_text()
+
+
+def test_learning_evidence_goals_table_counts_splits_and_names_missing_evaluations(
+    tmp_path: Path,
+) -> None:
+    """A run whose final evaluation is missing (or covers no unseen split) gets a row saying
+    so instead of breaking the table; the train goal is read from the in-training evaluations."""
+    le = _bench("learning_evidence")
+    kept = ROOT / "docs" / "evidence" / "paper_scenes_15k" / "reach-sgqn-s3"
+    runs = []
+    for seed, final in ((3, "all"), (4, "train only"), (5, None)):
+        run = tmp_path / f"reach-sgqn-s{seed}"
+        run.mkdir()
+        cfg = yaml.safe_load((kept / "config.yaml").read_text()) | {"seed": seed}
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (run / "metrics.csv").write_bytes((kept / "metrics.csv").read_bytes())
+        result = json.loads((kept / "final.json").read_text())
+        if final == "train only":
+            result["splits"] = {"train": result["splits"]["train"]}
+        if final is not None:
+            (run / "final.json").write_text(json.dumps(result))
+        runs.append(run)
+    rows = le._goals_table("reach", {("reach", "sgqn"): runs})[3:]
+    assert [r.split(" | ")[1] for r in rows] == ["3", "4", "5"]
+    full = json.loads((kept / "final.json").read_text())["splits"]
+    held = sum(v["return_mean"] >= 25 for k, v in full.items() if k != "train")
+    assert f"| {held} of 11 |" in rows[0]
+    assert all(r.split(" | ")[2].endswith(" steps") for r in rows)  # kept metrics, no events
+    assert all("(no final evaluation of unseen splits)" in r for r in rows[1:])
+    assert le._goals_table("lift", {("lift", "sgqn"): runs}) == []
