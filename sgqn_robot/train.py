@@ -71,6 +71,12 @@ OVERRIDES_FILE = "overrides.yaml"
 CALL_KEYS = ("resume", "run_dir")
 # What a resumed run must share with the run it continues (budgets and eval settings may change).
 COMPATIBLE_KEYS = ("task", "env", "agent", "encoder")
+DEAD_TRUNK = (
+    "step %d: the critic trunk gave the same features for every image of every batch this "
+    "episode (feature_std 0: every ReLU of its last hidden layer is dead). The policy no longer "
+    "sees the image and no gradient reaches the dead units, so this run will not learn: stop it "
+    "and start again with another seed (docs/RESULTS.md, 'SGQN's dead trunk')"
+)
 
 
 class RunDirError(RuntimeError):
@@ -245,6 +251,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
         pbar = tqdm(total=num_steps, initial=step, unit="step", disable=None, dynamic_ncols=True)
         cleanup.callback(pbar.close)
         last_return, last_eval = float("nan"), "-"
+        trunk_dead = False
 
         def show() -> None:
             pbar.set_postfix_str(f"return {last_return:.1f} | eval: {last_eval}")
@@ -329,6 +336,10 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> Path:
                     "train/steps_per_s": fps,
                 } | {f"train/{k}": float(np.mean(v)) for k, v in ep_metrics.items()}
                 logger.log(step, row)
+                spread = ep_metrics.get("feature_std")
+                if spread and max(spread) == 0 and not trunk_dead:
+                    trunk_dead = True  # permanent: warn once, not every episode
+                    log.warning(DEAD_TRUNK, step)
                 last_return = ep_return
                 show()
                 if pbar.disable and episode % 10 == 0:  # no live bar (not a TTY): a log line

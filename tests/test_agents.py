@@ -18,7 +18,7 @@ from sgqn_robot.replay import Batch
 
 OBS = (6, 64, 64)  # fast preset, frame_stack 2
 SMALL = {"hidden_dim": 32}
-BASE_KEYS = {"critic_loss", "q1", "q2", "target_q"}
+BASE_KEYS = {"critic_loss", "q1", "q2", "target_q", "feature_std"}
 ACTOR_KEYS = {"actor_loss", "alpha_loss", "alpha", "entropy"}
 EXTRA_KEYS = {
     "sac": (set(), set()),

@@ -158,6 +158,28 @@ def test_extending_a_run_that_ended_mid_episode_starts_the_next_episode(tmp_path
     assert not np.array_equal(frames[62], frames[51])  # episode 2's reset, not episode 1's again
 
 
+def test_a_dead_trunk_is_reported_once_and_a_live_one_never(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure of reach SGQN seed 6: every ReLU before the trunk's last conv dead, so the
+    features are the same for every image. Made here by hand in a real run's checkpoint."""
+    caplog.set_level(logging.INFO, logger="sgqn_robot.train")
+    run_dir = run(tmp_path / "r", DRQ, "num_train_steps=50", "eval_episodes=0")
+    live = [float(v) for _, tag, v in metrics(run_dir) if tag == "train/feature_std"]
+    assert live and min(live) > 0 and "critic trunk" not in caplog.text
+    agent_pt = run_dir / "checkpoints/latest/agent.pt"
+    state = torch.load(agent_pt, weights_only=True)
+    for net in ("critic", "critic_target"):
+        state[net]["trunk.convs.2.weight"].zero_()
+        state[net]["trunk.convs.2.bias"].fill_(-1.0)  # pre-activation -1 on every input
+    torch.save(state, agent_pt)
+    run(run_dir, DRQ, "eval_episodes=0", "num_train_steps=150", "resume=true")
+    dead = [(s, float(v)) for s, tag, v in metrics(run_dir) if tag == "train/feature_std"]
+    assert dead[1:] == [(100, 0.0), (150, 0.0)]
+    assert caplog.text.count("the critic trunk gave the same features") == 1
+    assert "step 100: " in caplog.text and "another seed" in caplog.text
+
+
 def test_bad_run_dirs_are_refused_and_left_untouched(tmp_path: Path) -> None:
     run_dir = run(tmp_path / "r", DRQ, "num_train_steps=50", "eval_episodes=0")
 
@@ -580,6 +602,36 @@ def test_predictor_gating_replays_the_evaluation_plain_and_on_the_predicted_mask
         printed = capsys.readouterr()
         assert says in str(refused.value.code) + printed.err
         assert "| plain |" not in printed.out
+
+
+def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    bench = _bench("sgqn_collapse")
+    small = ["warmup_steps=45", "batch_size=8", "agent.hidden_dim=32", "video_size=0"]
+    argv = ["sgqn_collapse", "--out", str(tmp_path), "--fork-at", "50", "--until", "100", *small]
+    arms = ["--arm", "default", "--arm", "no_consistency", "agent.consistency_weight=0"]
+    monkeypatch.setattr(sys, "argv", [*argv, *arms])
+    bench.main()
+    table = capsys.readouterr().out.splitlines()
+    assert table[-2].startswith("| default | - | alive | ")
+    assert table[-1].startswith("| no_consistency | agent.consistency_weight=0 | alive | ")
+    for arm, weight in (("default", 1.0), ("no_consistency", 0.0)):
+        run_dir = tmp_path / arm
+        assert load_checkpoint(run_dir).config["agent"]["consistency_weight"] == weight
+        assert load_checkpoint(run_dir).state["step"] == 100
+        rows = bench.episodes(run_dir, after=50)
+        assert [r["step"] for r in rows] == [100] and rows[0]["feature_std"] > 0
+    # The consistency term is measured in both arms and weighted into the loss in one only.
+    default, off = (
+        bench.episodes(tmp_path / a, after=50)[0] for a in ("default", "no_consistency")
+    )
+    assert default["consistency_loss"] > 0 and default["critic_loss"] != off["critic_loss"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--arm", "x", "warmup_steps=10"])
+    with pytest.raises(SystemExit) as refused:
+        bench.main()
+    assert refused.value.code == 2
+    assert "arm x: ['warmup_steps=10'] are not agent.KEY=VALUE" in capsys.readouterr().err
 
 
 def test_update_throughput_times_an_agent_variant_beside_its_default() -> None:

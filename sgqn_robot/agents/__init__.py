@@ -91,7 +91,8 @@ def make_agent(
         aux_lr: 3e-4            aux_beta: 0.9   sgqn: Adam of predictor + critic encoder
         aux_update_freq: 2      sgqn: attribution-prediction step every n update steps
 
-    `update(batch, step)` metric keys: every step `critic_loss, q1, q2, target_q` (batch means);
+    `update(batch, step)` metric keys: every step `critic_loss, q1, q2, target_q` (batch means)
+    and `feature_std` (std over the batch of the critic trunk's features, averaged over them);
     when `step % actor_update_freq == 0` also `actor_loss, alpha_loss, alpha, entropy`;
     svea adds `critic_loss_aug`; sgqn adds `consistency_loss, mask_fraction` every step and
     `aux_loss, aux_accuracy` (BCE and per-pixel accuracy of the predicted mask) when

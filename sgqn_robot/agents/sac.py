@@ -188,9 +188,9 @@ class SACAgent:
 
     # ---- the update ------------------------------------------------------------------------
     def update(self, batch: Batch, step: int) -> dict[str, float]:
-        """One gradient update. Always returns `critic_loss, q1, q2, target_q`; on actor steps
-        (`step % actor_update_freq == 0`) also `actor_loss, alpha_loss, alpha, entropy`; variants
-        add their own keys (see `make_agent`)."""
+        """One gradient update. Always returns `critic_loss, q1, q2, target_q, feature_std`; on
+        actor steps (`step % actor_update_freq == 0`) also `actor_loss, alpha_loss, alpha,
+        entropy`; variants add their own keys (see `make_agent`)."""
         obs, action, reward, next_obs, not_done = (
             torch.as_tensor(x, device=self.device) for x in batch
         )
@@ -200,7 +200,13 @@ class SACAgent:
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=self.critic_params)
         self.critic_opt.step()
-        metrics |= {"critic_loss": loss, "target_q": target_q.mean()}
+        metrics |= {
+            "critic_loss": loss,
+            "target_q": target_q.mean(),
+            # 0 exactly when the trunk's output no longer depends on the image (every ReLU of
+            # its last hidden layer dead): the run cannot recover, see `train.dead_trunk`.
+            "feature_std": feat.detach().std(0).mean(),
+        }
         if step % self.cfg.actor_update_freq == 0:
             metrics |= self._update_actor_and_alpha(feat.detach())
         if step % self.cfg.target_update_freq == 0:

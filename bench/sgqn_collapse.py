@@ -1,0 +1,137 @@
+"""Diagnostic: which of SGQN's losses kills the critic trunk on reach seed 6?
+
+    python bench/sgqn_collapse.py --out DIR [--seed 6] [--fork-at 1950] [--until 2200]
+        [--arm NAME KEY=VALUE ...] [--jobs 2] [BASE_OVERRIDE ...]
+
+Reach SGQN, seed 6 (the `fast` preset, 1 thread, the same settings as `learning_evidence.py`'s
+runs) lost every ReLU of its trunk's last hidden layer at ~2000 env steps and never learned the
+task (docs/RESULTS.md, "SGQN's dead trunk"). On the CPU a 1-thread run is bit-identical to its
+repeat, so the collapse can be re-made and then forked: this trains the seed to `--fork-at`
+(`<out>/base`, skipped when it is already there), copies that checkpoint into one run dir per
+arm with the arm's agent settings written into its config, and resumes each to `--until`. The
+default arms change one thing each: none (the control: it must collapse again), the consistency
+loss off, the consistency weight 1% lower (a small perturbation: does any change avoid it?),
+and the attribution-prediction update off (aux_lr 1e-12 keeps its random draws, so the arms
+stay on one random stream). Prints, per arm, the first episode whose batches all gave constant
+trunk features (`feature_std` 0) and the last episode's `feature_std` and `mask_fraction`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+from sgqn_robot.envs import EPISODE_STEPS
+
+from sgqn_robot.checkpoint import checkpoint_dir
+
+DEFAULT_ARMS = [
+    ["default"],
+    ["no_consistency", "agent.consistency_weight=0"],
+    ["consistency_0.99", "agent.consistency_weight=0.99"],
+    ["no_aux", "agent.aux_lr=1.0e-12"],
+]
+
+
+def _sgqn_train(*overrides: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "sgqn-train"), *overrides]
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    with log.open("w") as f:
+        if subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode:
+            sys.exit(f"{' '.join(cmd)} failed; its output is in {log}")
+
+
+def fork(base: Path, run: Path, settings: list[str]) -> None:
+    """`run` = `base` at its latest checkpoint, with agent settings KEY=VALUE in its configs (a
+    resume refuses changed agent settings, rightly: this is a branch, not a continuation)."""
+    shutil.rmtree(run, ignore_errors=True)
+    ckpt = checkpoint_dir(base)
+    (run / "checkpoints").mkdir(parents=True)
+    for name in ("replay.zarr", "config.yaml", "overrides.yaml"):
+        copy = shutil.copytree if (base / name).is_dir() else shutil.copy
+        copy(base / name, run / name)
+    shutil.copytree(ckpt, run / "checkpoints" / ckpt.name)
+    (run / "checkpoints" / "latest").symlink_to(ckpt.name)
+    for path in (run / "config.yaml", run / "checkpoints" / ckpt.name / "config.yaml"):
+        config = yaml.safe_load(path.read_text())
+        config["run_dir"] = str(run)
+        for setting in settings:
+            key, value = setting.split("=", 1)
+            config["agent"][key.removeprefix("agent.")] = yaml.safe_load(value)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def episodes(run: Path, after: int) -> list[dict[str, float]]:
+    """Per-episode training metrics past step `after`, oldest first."""
+    rows: dict[int, dict[str, float]] = {}
+    with (run / "metrics.csv").open() as f:
+        for r in csv.DictReader(f):
+            if int(r["step"]) > after and r["tag"].startswith("train/"):
+                rows.setdefault(int(r["step"]), {})[r["tag"][6:]] = float(r["value"])
+    return [rows[s] | {"step": s} for s in sorted(rows)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=6)
+    p.add_argument("--fork-at", type=int, default=1950)
+    p.add_argument("--until", type=int, default=2200)
+    p.add_argument("--arm", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"))
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("extra", nargs="*", help="more sgqn-train overrides for the base run")
+    args = p.parse_args()
+    if args.fork_at % EPISODE_STEPS or args.until <= args.fork_at:
+        p.error(f"--fork-at must be a multiple of {EPISODE_STEPS} (an episode end) below --until")
+    arms = args.arm or DEFAULT_ARMS
+    for name, *settings in arms:
+        if bad := [s for s in settings if not s.startswith("agent.") or "=" not in s]:
+            p.error(f"arm {name}: {bad} are not agent.KEY=VALUE settings")
+
+    base = args.out / "base"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not (base / "checkpoints" / "latest").exists():
+        print(f"training seed {args.seed} to step {args.fork_at} in {base}", flush=True)
+        _run(
+            _sgqn_train(
+                *("task=reach", "agent=sgqn", "encoder=fast", f"seed={args.seed}", "device=cpu"),
+                *("threads=1", f"num_train_steps={args.fork_at}", "eval_episodes=0"),
+                f"snapshot_every={args.fork_at}",
+                f"run_dir={base}",
+                *args.extra,
+            ),
+            args.out / "base.log",
+        )
+
+    def branch(arm: list[str]) -> None:
+        name, *settings = arm
+        fork(base, args.out / name, settings)
+        resume = [f"run_dir={args.out / name}", "resume=true", f"num_train_steps={args.until}"]
+        _run(_sgqn_train(*resume, *settings), args.out / f"{name}.log")
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        list(pool.map(branch, arms))
+
+    print(f"\nreach sgqn seed {args.seed}, forked at step {args.fork_at}, run to {args.until}\n")
+    print("| arm | settings | trunk dead from step | last feature_std | last mask_fraction |")
+    print("|---|---|---|---|---|")
+    for name, *settings in arms:
+        rows = episodes(args.out / name, args.fork_at)
+        dead = next((r["step"] for r in rows if r["feature_std"] == 0), None)
+        last = rows[-1]
+        print(
+            f"| {name} | {' '.join(settings) or '-'} | {dead or 'alive'} | "
+            f"{last['feature_std']:.4f} | {last['mask_fraction']:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
