@@ -2,6 +2,7 @@
 
     python bench/sgqn_collapse.py --out DIR [--seed 6] [--fork-at 1950] [--until 2200]
         [--arm NAME KEY=VALUE ...] [--jobs 2] [BASE_OVERRIDE ...]
+    python bench/sgqn_collapse.py --survey RUN_DIR [RUN_DIR ...]
 
 Reach SGQN, seed 6 (the `fast` preset, 1 thread, the same settings as `learning_evidence.py`'s
 runs) lost every ReLU of its trunk's last hidden layer at ~2000 env steps and never learned the
@@ -14,6 +15,7 @@ loss off, the consistency weight 1% lower (a small perturbation: does any change
 and the attribution-prediction update off (aux_lr 1e-12 keeps its random draws, so the arms
 stay on one random stream). Prints, per arm, the first episode whose batches all gave constant
 trunk features (`feature_std` 0) and the last episode's `feature_std` and `mask_fraction`.
+`--survey` prints the same columns for finished runs of any agent (how often does it happen?).
 """
 
 from __future__ import annotations
@@ -79,9 +81,37 @@ def episodes(run: Path, after: int) -> list[dict[str, float]]:
     return [rows[s] | {"step": s} for s in sorted(rows)]
 
 
+def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
+    """A table row: when the trunk died (the first episode all of whose batches gave constant
+    features) and the last episode's values (mask_fraction only for SGQN)."""
+    dead = next((r["step"] for r in rows if r["feature_std"] == 0), None)
+    last = rows[-1]
+    mask = f"{last['mask_fraction']:.3f}" if "mask_fraction" in last else "-"
+    return f"| {name} | {settings} | {dead or 'alive'} | {last['feature_std']:.4f} | {mask} |"
+
+
+HEADER = (
+    "| {} | settings | trunk dead from step | last feature_std | last mask_fraction |\n"
+    "|---|---|---|---|---|"
+)
+
+
+def survey(runs: list[Path]) -> None:
+    print(HEADER.format("run"))
+    for run in runs:
+        rows = [r for r in episodes(run, after=0) if "feature_std" in r]
+        if not rows:
+            sys.exit(
+                f"{run}: no feature_std in its metrics.csv: trained before the metric existed "
+                "(commit 16d1e22), or no update yet"
+            )
+        print(row(run.name, f"{rows[-1]['step']} steps", rows))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--survey", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--seed", type=int, default=6)
     p.add_argument("--fork-at", type=int, default=1950)
     p.add_argument("--until", type=int, default=2200)
@@ -89,6 +119,10 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("extra", nargs="*", help="more sgqn-train overrides for the base run")
     args = p.parse_args()
+    if args.survey:
+        return survey(args.survey)
+    if args.out is None:
+        p.error("--out DIR (the forks) or --survey RUN_DIR ... is required")
     if args.fork_at % EPISODE_STEPS or args.until <= args.fork_at:
         p.error(f"--fork-at must be a multiple of {EPISODE_STEPS} (an episode end) below --until")
     arms = args.arm or DEFAULT_ARMS
@@ -121,16 +155,9 @@ def main() -> None:
         list(pool.map(branch, arms))
 
     print(f"\nreach sgqn seed {args.seed}, forked at step {args.fork_at}, run to {args.until}\n")
-    print("| arm | settings | trunk dead from step | last feature_std | last mask_fraction |")
-    print("|---|---|---|---|---|")
+    print(HEADER.format("arm"))
     for name, *settings in arms:
-        rows = episodes(args.out / name, args.fork_at)
-        dead = next((r["step"] for r in rows if r["feature_std"] == 0), None)
-        last = rows[-1]
-        print(
-            f"| {name} | {' '.join(settings) or '-'} | {dead or 'alive'} | "
-            f"{last['feature_std']:.4f} | {last['mask_fraction']:.3f} |"
-        )
+        print(row(name, " ".join(settings) or "-", episodes(args.out / name, args.fork_at)))
 
 
 if __name__ == "__main__":

@@ -627,6 +627,11 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
         bench.episodes(tmp_path / a, after=50)[0] for a in ("default", "no_consistency")
     )
     assert default["consistency_loss"] > 0 and default["critic_loss"] != off["critic_loss"]
+    monkeypatch.setattr(sys, "argv", ["sgqn_collapse", "--survey", str(tmp_path / "base")])
+    bench.main()  # the base run: updates from step 45, so its first episode has the metric
+    cells = capsys.readouterr().out.splitlines()[-1].strip("| ").split(" | ")
+    assert cells[:3] == ["base", "50 steps", "alive"] and float(cells[3]) > 0
+    assert 0 < float(cells[4]) < 1  # the mask fraction
     monkeypatch.setattr(sys, "argv", [*argv, "--arm", "x", "warmup_steps=10"])
     with pytest.raises(SystemExit) as refused:
         bench.main()
