@@ -83,29 +83,43 @@ def episodes(run: Path, after: int) -> list[dict[str, float]]:
 
 def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
     """A table row: when the trunk died (the first episode all of whose batches gave constant
-    features) and the last episode's values (mask_fraction only for SGQN)."""
-    dead = next((r["step"] for r in rows if r["feature_std"] == 0), None)
-    last = rows[-1]
-    mask = f"{last['mask_fraction']:.3f}" if "mask_fraction" in last else "-"
-    return f"| {name} | {settings} | {dead or 'alive'} | {last['feature_std']:.4f} | {mask} |"
+    features), how many episodes had a mask over half the image (the guided gradient zero on
+    most pixels: units dying, transiently or for good), the largest consistency loss and the
+    last episode's values. '-' where the run did not log the metric (no SGQN, or trained before
+    `feature_std` existed, commit 16d1e22)."""
+    updated = [r for r in rows if "critic_loss" in r]  # past the warm-up
+    if not updated:
+        sys.exit(f"{name}: no update in its metrics.csv yet")
+    last = updated[-1]
+
+    def cell(key: str, fmt: str) -> str:
+        return format(last[key], fmt) if key in last else "-"
+
+    dead = next((r["step"] for r in updated if r.get("feature_std") == 0), None)
+    if "feature_std" not in last:
+        dead = "-"
+    wide = sum(r.get("mask_fraction", 0) > 0.5 for r in updated)
+    worst = max((r["consistency_loss"] for r in updated if "consistency_loss" in r), default=None)
+    return (
+        f"| {name} | {settings} | {dead or 'alive'} | "
+        f"{wide if 'mask_fraction' in last else '-'} | "
+        f"{'-' if worst is None else format(worst, '.3f')} | "
+        f"{cell('feature_std', '.4f')} | {cell('mask_fraction', '.3f')} |"
+    )
 
 
 HEADER = (
-    "| {} | settings | trunk dead from step | last feature_std | last mask_fraction |\n"
-    "|---|---|---|---|---|"
+    "| {} | settings | trunk dead from step | episodes with mask_fraction > 0.5 | "
+    "largest consistency_loss | last feature_std | last mask_fraction |\n"
+    "|---|---|---|---|---|---|---|"
 )
 
 
 def survey(runs: list[Path]) -> None:
     print(HEADER.format("run"))
     for run in runs:
-        rows = [r for r in episodes(run, after=0) if "feature_std" in r]
-        if not rows:
-            sys.exit(
-                f"{run}: no feature_std in its metrics.csv: trained before the metric existed "
-                "(commit 16d1e22), or no update yet"
-            )
-        print(row(run.name, f"{rows[-1]['step']} steps", rows))
+        rows = episodes(run, after=0)
+        print(row(f"{run.parent.name}/{run.name}", f"{rows[-1]['step']} steps", rows))
 
 
 def main() -> None:

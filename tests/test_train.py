@@ -614,8 +614,8 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     monkeypatch.setattr(sys, "argv", [*argv, *arms])
     bench.main()
     table = capsys.readouterr().out.splitlines()
-    assert table[-2].startswith("| default | - | alive | ")
-    assert table[-1].startswith("| no_consistency | agent.consistency_weight=0 | alive | ")
+    assert table[-2].startswith("| default | - | alive | 0 | ")
+    assert table[-1].startswith("| no_consistency | agent.consistency_weight=0 | alive | 0 | ")
     for arm, weight in (("default", 1.0), ("no_consistency", 0.0)):
         run_dir = tmp_path / arm
         assert load_checkpoint(run_dir).config["agent"]["consistency_weight"] == weight
@@ -630,8 +630,8 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     monkeypatch.setattr(sys, "argv", ["sgqn_collapse", "--survey", str(tmp_path / "base")])
     bench.main()  # the base run: updates from step 45, so its first episode has the metric
     cells = capsys.readouterr().out.splitlines()[-1].strip("| ").split(" | ")
-    assert cells[:3] == ["base", "50 steps", "alive"] and float(cells[3]) > 0
-    assert 0 < float(cells[4]) < 1  # the mask fraction
+    assert cells[:4] == [f"{tmp_path.name}/base", "50 steps", "alive", "0"]
+    assert float(cells[5]) > 0 and 0 < float(cells[6]) < 1  # feature_std, mask fraction
     monkeypatch.setattr(sys, "argv", [*argv, "--arm", "x", "warmup_steps=10"])
     with pytest.raises(SystemExit) as refused:
         bench.main()
