@@ -203,8 +203,8 @@ class SACAgent:
         metrics |= {
             "critic_loss": loss,
             "target_q": target_q.mean(),
-            # 0 exactly when the trunk's output no longer depends on the image (every ReLU of
-            # its last hidden layer dead): the run cannot recover, see `train.dead_trunk`.
+            # 0 exactly when the trunk's output no longer depends on the image (a whole layer of
+            # its ReLUs dead); sgqn-train then warns (train.DEAD_TRUNK).
             "feature_std": feat.detach().std(0).mean(),
         }
         if step % self.cfg.actor_update_freq == 0:
