@@ -174,7 +174,8 @@ def table(results: Mapping[str, SplitResult]) -> str:
         lines.append(
             f"warning: all {len(results)} splits gave the same return in every episode, so the "
             "actions do not depend on what the camera sees (common early in training, while "
-            "actions saturate; after training, the encoder collapsed: retrain with another seed)"
+            "actions saturate; after training, the encoder collapsed, e.g. a dead trunk, "
+            "train/feature_std 0 in the run's metrics.csv: retrain with another seed)"
         )
     return "\n".join(lines)
 
