@@ -15,7 +15,9 @@ loss off, the consistency weight 1% lower (a small perturbation: does any change
 and the attribution-prediction update off (aux_lr 1e-12 keeps its random draws, so the arms
 stay on one random stream). Prints, per arm, the first episode whose batches all gave constant
 trunk features (`feature_std` 0) and the last episode's `feature_std` and `mask_fraction`.
-`--survey` prints the same columns for finished runs of any agent (how often does it happen?).
+`--survey` prints the same columns for finished runs of any agent (how often does it happen?)
+and, for those that kept a checkpoint and replay, how many channels of each hidden layer of its
+critic trunk still fire on any of 256 replay observations.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+import torch
 import yaml
 from sgqn_robot.envs import EPISODE_STEPS
 
-from sgqn_robot.checkpoint import checkpoint_dir
+from sgqn_robot.checkpoint import checkpoint_dir, load_agent
+from sgqn_robot.replay import ReplayBuffer
 
 DEFAULT_ARMS = [
     ["default"],
@@ -108,6 +113,30 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
     )
 
 
+@torch.no_grad()
+def live_channels(run: Path, samples: int = 256) -> tuple[int, list[int], int]:
+    """(checkpoint step, per hidden layer of its critic trunk (the ReLUs between the convs) how
+    many channels fire anywhere on any of `samples` replay observations, channels per layer).
+    A channel that fires on none gets no gradient from the TD or actor loss."""
+    agent, ckpt = load_agent(run)
+    frames = int(ckpt.state["replay_frames"])
+    c, h, w = ckpt.state["obs_shape"]
+    stack = int(ckpt.config["env"]["frame_stack"])
+    replay = ReplayBuffer(frames, (c // stack, h, w), int(ckpt.state["action_dim"]), stack)
+    replay.load(run / "replay.zarr", num_frames=frames)
+    obs = torch.as_tensor(replay.sample(samples, np.random.default_rng(0)).obs)
+    fired: list[torch.Tensor] = []
+    convs = agent.critic.trunk.convs
+    hooks = [  # a conv's output before the in-place ReLU that follows it
+        conv.register_forward_hook(lambda _m, _i, out: fired.append((out > 0).any((0, 2, 3))))
+        for conv in convs[:-1]
+    ]
+    agent.critic.trunk(obs)
+    for hook in hooks:
+        hook.remove()
+    return int(ckpt.state["step"]), [int(f.sum()) for f in fired], convs[0].out_channels
+
+
 HEADER = (
     "| {} | settings | trunk dead from step | episodes with mask_fraction > 0.5 | "
     "largest consistency_loss | last feature_std | last mask_fraction |\n"
@@ -116,10 +145,19 @@ HEADER = (
 
 
 def survey(runs: list[Path]) -> None:
+    """The table for finished runs, and the live channels of those that kept a checkpoint."""
     print(HEADER.format("run"))
     for run in runs:
         rows = episodes(run, after=0)
         print(row(f"{run.parent.name}/{run.name}", f"{rows[-1]['step']} steps", rows))
+    kept = [run for run in runs if (run / "checkpoints" / "latest").exists()]
+    if kept:
+        print("\n| run | agent | step | live channels per trunk hidden layer |\n|---|---|---|---|")
+    for run in kept:
+        agent = yaml.safe_load((checkpoint_dir(run) / "config.yaml").read_text())["agent"]["name"]
+        step, live, width = live_channels(run)
+        counts = ", ".join(str(n) for n in live)
+        print(f"| {run.parent.name}/{run.name} | {agent} | {step} | {counts} (of {width} each) |")
 
 
 def main() -> None:

@@ -629,9 +629,21 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     assert default["consistency_loss"] > 0 and default["critic_loss"] != off["critic_loss"]
     monkeypatch.setattr(sys, "argv", ["sgqn_collapse", "--survey", str(tmp_path / "base")])
     bench.main()  # the base run: updates from step 45, so its first episode has the metric
-    cells = capsys.readouterr().out.splitlines()[-1].strip("| ").split(" | ")
+    lines = capsys.readouterr().out.splitlines()
+    cells = lines[2].strip("| ").split(" | ")
     assert cells[:4] == [f"{tmp_path.name}/base", "50 steps", "alive", "0"]
     assert float(cells[5]) > 0 and 0 < float(cells[6]) < 1  # feature_std, mask fraction
+    live = re.fullmatch(
+        rf"\| {tmp_path.name}/base \| sgqn \| 50 \| (\d+), (\d+), (\d+) \(of 32 each\) \|",
+        lines[-1],
+    )
+    assert live and all(int(n) > 0 for n in live.groups())
+    agent_pt = tmp_path / "default" / "checkpoints" / "latest" / "agent.pt"
+    state = torch.load(agent_pt, weights_only=True)
+    state["critic"]["trunk.convs.1.bias"].fill_(-1e4)  # the second hidden layer never fires
+    torch.save(state, agent_pt)
+    step, channels, width = bench.live_channels(tmp_path / "default")
+    assert step == 100 and width == 32 and channels[1] == 0 and channels[0] > 0
     monkeypatch.setattr(sys, "argv", [*argv, "--arm", "x", "warmup_steps=10"])
     with pytest.raises(SystemExit) as refused:
         bench.main()
