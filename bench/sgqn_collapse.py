@@ -146,6 +146,8 @@ HEADER = (
 
 def survey(runs: list[Path]) -> None:
     """The table for finished runs, and the live channels of those that kept a checkpoint."""
+    if missing := [str(run) for run in runs if not (run / "metrics.csv").is_file()]:
+        sys.exit(f"not sgqn-train run dirs (no metrics.csv): {', '.join(missing)}")
     print(HEADER.format("run"))
     for run in runs:
         rows = episodes(run, after=0)
