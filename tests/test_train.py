@@ -645,7 +645,7 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     step, channels, width = bench.live_channels(tmp_path / "default")
     assert step == 100 and width == 32 and channels[1] == 0 and channels[0] > 0
     monkeypatch.setattr(sys, "argv", ["sgqn_collapse", "--survey", str(tmp_path / "nothing")])
-    with pytest.raises(SystemExit, match="not sgqn-train run dirs .* nothing"):
+    with pytest.raises(SystemExit, match="not sgqn-train run dirs .*/nothing$"):
         bench.main()
     monkeypatch.setattr(sys, "argv", [*argv, "--arm", "x", "warmup_steps=10"])
     with pytest.raises(SystemExit) as refused:
