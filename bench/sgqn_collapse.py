@@ -14,7 +14,8 @@ default arms change one thing each: none (the control: it must collapse again), 
 loss off, the consistency weight 1% lower (a small perturbation: does any change avoid it?),
 and the attribution-prediction update off (aux_lr 1e-12 keeps its random draws, so the arms
 stay on one random stream). Prints, per arm, the first episode whose batches all gave constant
-trunk features (`feature_std` 0) and the last episode's `feature_std` and `mask_fraction`.
+trunk features (`feature_std` 0), how many episodes had a mask over half the image, the largest
+consistency loss, and the last episode's `feature_std` and `mask_fraction`.
 `--survey` prints the same columns for finished runs of any agent (how often does it happen?)
 and, for those that kept a checkpoint and replay, how many channels of each hidden layer of its
 critic trunk still fire on any of 256 replay observations.
@@ -100,13 +101,13 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
     def cell(key: str, fmt: str) -> str:
         return format(last[key], fmt) if key in last else "-"
 
-    dead = next((r["step"] for r in updated if r.get("feature_std") == 0), None)
-    if "feature_std" not in last:
-        dead = "-"
+    dead = "-"
+    if "feature_std" in last:
+        dead = next((str(r["step"]) for r in updated if r["feature_std"] == 0), "alive")
     wide = sum(r.get("mask_fraction", 0) > 0.5 for r in updated)
     worst = max((r["consistency_loss"] for r in updated if "consistency_loss" in r), default=None)
     return (
-        f"| {name} | {settings} | {dead or 'alive'} | "
+        f"| {name} | {settings} | {dead} | "
         f"{wide if 'mask_fraction' in last else '-'} | "
         f"{'-' if worst is None else format(worst, '.3f')} | "
         f"{cell('feature_std', '.4f')} | {cell('mask_fraction', '.3f')} |"
@@ -117,7 +118,7 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
 def live_channels(run: Path, samples: int = 256) -> tuple[int, list[int], int]:
     """(checkpoint step, per hidden layer of its critic trunk (the ReLUs between the convs) how
     many channels fire anywhere on any of `samples` replay observations, channels per layer).
-    A channel that fires on none gets no gradient from the TD or actor loss."""
+    A channel that fires on none gets no gradient from losses on those images."""
     agent, ckpt = load_agent(run)
     frames = int(ckpt.state["replay_frames"])
     c, h, w = ckpt.state["obs_shape"]

@@ -74,8 +74,8 @@ COMPATIBLE_KEYS = ("task", "env", "agent", "encoder")
 DEAD_TRUNK = (
     "step %d: the critic trunk gave the same features for every image of every batch this "
     "episode (feature_std 0: a whole layer of its ReLUs is dead). The policy no longer "
-    "sees the image, and the TD and actor losses cannot revive the dead units (reach SGQN seed 6 "
-    "stayed so for 8000 more steps): stop this run and start again with another seed "
+    "sees the image, and a unit dead on every training image gets no gradient from them (reach "
+    "SGQN seed 6 stayed so for 8000 more steps): stop this run and start again with another seed "
     "(docs/RESULTS.md, 'SGQN's dead trunk')"
 )
 
