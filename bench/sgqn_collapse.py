@@ -36,7 +36,7 @@ import torch
 import yaml
 from sgqn_robot.envs import EPISODE_STEPS
 
-from sgqn_robot.checkpoint import checkpoint_dir, load_agent
+from sgqn_robot.checkpoint import checkpoint_dir, load_agent, read_config
 from sgqn_robot.replay import ReplayBuffer
 
 DEFAULT_ARMS = [
@@ -157,7 +157,7 @@ def survey(runs: list[Path]) -> None:
     if kept:
         print("\n| run | agent | step | live channels per trunk hidden layer |\n|---|---|---|---|")
     for run in kept:
-        agent = yaml.safe_load((checkpoint_dir(run) / "config.yaml").read_text())["agent"]["name"]
+        agent = read_config(run)["agent"]["name"]
         step, live, width = live_channels(run)
         counts = ", ".join(str(n) for n in live)
         print(f"| {run.parent.name}/{run.name} | {agent} | {step} | {counts} (of {width} each) |")
