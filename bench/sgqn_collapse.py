@@ -18,7 +18,9 @@ trunk features (`feature_std` 0), how many episodes had a mask over half the ima
 consistency loss, and the last episode's `feature_std` and `mask_fraction`.
 `--survey` prints the same columns for finished runs of any agent (how often does it happen?)
 and, for those that kept a checkpoint and replay, how many channels of each hidden layer of its
-critic trunk still fire on any of 256 replay observations.
+critic trunk still fire on any of 256 replay observations, and on what share of a frame's pixels
+the guided attribution is nonzero, for that critic and for a fresh one of the same config (below
+1 - mask_quantile, the mask is the whole frame).
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ import torch
 import yaml
 from sgqn_robot.envs import EPISODE_STEPS
 
-from sgqn_robot.checkpoint import checkpoint_dir, load_agent, read_config
+from sgqn_robot.agents import make_agent
+from sgqn_robot.agents.networks import Critic
+from sgqn_robot.agents.saliency import attribution
+from sgqn_robot.checkpoint import Checkpoint, checkpoint_dir, load_agent, read_config
 from sgqn_robot.replay import ReplayBuffer
 
 DEFAULT_ARMS = [
@@ -114,18 +119,25 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
     )
 
 
+def _replay_batch(run: Path, ckpt: Checkpoint, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`samples` observations and actions from `run`'s replay as of `ckpt`, the same ones on
+    every call."""
+    frames = int(ckpt.state["replay_frames"])
+    c, h, w = ckpt.state["obs_shape"]
+    stack = int(ckpt.config["env"]["frame_stack"])
+    replay = ReplayBuffer(frames, (c // stack, h, w), int(ckpt.state["action_dim"]), stack)
+    replay.load(run / "replay.zarr", num_frames=frames)
+    batch = replay.sample(samples, np.random.default_rng(0))
+    return torch.as_tensor(batch.obs), torch.as_tensor(batch.action)
+
+
 @torch.no_grad()
 def live_channels(run: Path, samples: int = 256) -> tuple[int, list[int], int]:
     """(checkpoint step, per hidden layer of its critic trunk (the ReLUs between the convs) how
     many channels fire anywhere on any of `samples` replay observations, channels per layer).
     A channel that fires on none gets no gradient from losses on those images."""
     agent, ckpt = load_agent(run)
-    frames = int(ckpt.state["replay_frames"])
-    c, h, w = ckpt.state["obs_shape"]
-    stack = int(ckpt.config["env"]["frame_stack"])
-    replay = ReplayBuffer(frames, (c // stack, h, w), int(ckpt.state["action_dim"]), stack)
-    replay.load(run / "replay.zarr", num_frames=frames)
-    obs = torch.as_tensor(replay.sample(samples, np.random.default_rng(0)).obs)
+    obs, _ = _replay_batch(run, ckpt, samples)
     fired: list[torch.Tensor] = []
     convs = agent.critic.trunk.convs
     hooks = [  # a conv's output before the in-place ReLU that follows it
@@ -136,6 +148,30 @@ def live_channels(run: Path, samples: int = 256) -> tuple[int, list[int], int]:
     for hook in hooks:
         hook.remove()
     return int(ckpt.state["step"]), [int(f.sum()) for f in fired], convs[0].out_channels
+
+
+def attribution_coverage(run: Path, samples: int = 128) -> tuple[float, float]:
+    """Median share of a frame's pixels with a nonzero guided attribution, on `samples` replay
+    observations: (the checkpoint's critic, a freshly initialised critic of the same config).
+    Below 1 - mask_quantile the quantile is 0, every pixel ties at it, and the mask is the whole
+    frame: what SGQN's first update sees, and what a dead trunk gives forever."""
+    agent, ckpt = load_agent(run)
+    obs, action = _replay_batch(run, ckpt, samples)
+    torch.manual_seed(int(ckpt.config["seed"]))
+    fresh = make_agent(
+        ckpt.config["agent"],
+        ckpt.config["encoder"],
+        tuple(ckpt.state["obs_shape"]),
+        int(ckpt.state["action_dim"]),
+        "cpu",
+    )
+
+    def coverage(critic: Critic) -> float:
+        attr = attribution(critic, obs.float(), action).abs()
+        per_frame = attr.unflatten(1, (-1, 3)).amax(2)  # max over RGB, as the mask takes it
+        return float((per_frame > 0).float().mean((2, 3)).median())
+
+    return coverage(agent.critic), coverage(fresh.critic)
 
 
 HEADER = (
@@ -155,12 +191,19 @@ def survey(runs: list[Path]) -> None:
         print(row(f"{run.parent.name}/{run.name}", f"{rows[-1]['step']} steps", rows))
     kept = [run for run in runs if (run / "checkpoints" / "latest").exists()]
     if kept:
-        print("\n| run | agent | step | live channels per trunk hidden layer |\n|---|---|---|---|")
+        print(
+            "\n| run | agent | step | live channels per trunk hidden layer | "
+            "pixels with nonzero attribution: checkpoint / fresh critic |\n|---|---|---|---|---|"
+        )
     for run in kept:
         agent = read_config(run)["agent"]["name"]
         step, live, width = live_channels(run)
         counts = ", ".join(str(n) for n in live)
-        print(f"| {run.parent.name}/{run.name} | {agent} | {step} | {counts} (of {width} each) |")
+        trained, fresh = attribution_coverage(run)
+        print(
+            f"| {run.parent.name}/{run.name} | {agent} | {step} | {counts} (of {width} each) | "
+            f"{trained:.3f} / {fresh:.3f} |"
+        )
 
 
 def main() -> None:

@@ -634,16 +634,20 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     assert cells[:4] == [f"{tmp_path.name}/base", "50 steps", "alive", "0"]
     assert float(cells[5]) > 0 and 0 < float(cells[6]) < 1  # feature_std, mask fraction
     live = re.fullmatch(
-        rf"\| {tmp_path.name}/base \| sgqn \| 50 \| (\d+), (\d+), (\d+) \(of 32 each\) \|",
+        rf"\| {tmp_path.name}/base \| sgqn \| 50 \| (\d+), (\d+), (\d+) \(of 32 each\) \| "
+        r"([\d.]+) / ([\d.]+) \|",
         lines[-1],
     )
-    assert live and all(int(n) > 0 for n in live.groups())
+    assert live and all(int(n) > 0 for n in live.groups()[:3])
+    assert 0 < float(live[4]) <= 1 and 0 < float(live[5]) <= 1  # attribution coverage
     agent_pt = tmp_path / "default" / "checkpoints" / "latest" / "agent.pt"
     state = torch.load(agent_pt, weights_only=True)
     state["critic"]["trunk.convs.1.bias"].fill_(-1e4)  # the second hidden layer never fires
     torch.save(state, agent_pt)
     step, channels, width = bench.live_channels(tmp_path / "default")
     assert step == 100 and width == 32 and channels[1] == 0 and channels[0] > 0
+    trained, fresh = bench.attribution_coverage(tmp_path / "default")
+    assert trained == 0 and fresh > 0  # no guided gradient reaches any pixel past a dead layer
     monkeypatch.setattr(sys, "argv", ["sgqn_collapse", "--survey", str(tmp_path / "nothing")])
     with pytest.raises(SystemExit, match="not sgqn-train run dirs .*/nothing$"):
         bench.main()
