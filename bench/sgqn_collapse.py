@@ -97,7 +97,8 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
     features), how many episodes had a mask over half the image (the guided gradient zero on
     most pixels: units dying, transiently or for good), the largest consistency loss and the
     last episode's values. '-' where the run did not log the metric (no SGQN, or trained before
-    `feature_std` existed, commit 16d1e22)."""
+    `feature_std` existed, commit 16d1e22; a run resumed past it is judged on the episodes
+    since)."""
     updated = [r for r in rows if "critic_loss" in r]  # past the warm-up
     if not updated:
         sys.exit(f"{name}: no update in its metrics.csv yet")
@@ -108,7 +109,7 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
 
     dead = "-"
     if "feature_std" in last:
-        dead = next((str(r["step"]) for r in updated if r["feature_std"] == 0), "alive")
+        dead = next((str(r["step"]) for r in updated if r.get("feature_std") == 0), "alive")
     wide = sum(r.get("mask_fraction", 0) > 0.5 for r in updated)
     worst = max((r["consistency_loss"] for r in updated if "consistency_loss" in r), default=None)
     return (

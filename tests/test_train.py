@@ -648,6 +648,12 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     assert step == 100 and width == 32 and channels[1] == 0 and channels[0] > 0
     trained, fresh = bench.attribution_coverage(tmp_path / "default")
     assert trained == 0 and fresh > 0  # no guided gradient reaches any pixel past a dead layer
+    # A run resumed with a newer trainer logs feature_std only from the resume on.
+    resumed = [
+        {"step": 50, "critic_loss": 1.0},
+        {"step": 100, "critic_loss": 1.0, "feature_std": 0.0},
+    ]
+    assert bench.row("resumed", "-", resumed).startswith("| resumed | - | 100 | ")
     monkeypatch.setattr(sys, "argv", ["sgqn_collapse", "--survey", str(tmp_path / "nothing")])
     with pytest.raises(SystemExit, match="not sgqn-train run dirs .*/nothing$"):
         bench.main()
