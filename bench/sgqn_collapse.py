@@ -38,9 +38,9 @@ import torch
 import yaml
 from sgqn_robot.envs import EPISODE_STEPS
 
-from sgqn_robot.agents import make_agent
+from sgqn_robot.agents import SACAgent, make_agent
 from sgqn_robot.agents.networks import Critic
-from sgqn_robot.agents.saliency import attribution
+from sgqn_robot.agents.saliency import attribution, frame_saliency
 from sgqn_robot.checkpoint import Checkpoint, checkpoint_dir, load_agent, read_config
 from sgqn_robot.replay import ReplayBuffer
 
@@ -120,25 +120,27 @@ def row(name: str, settings: str, rows: list[dict[str, float]]) -> str:
     )
 
 
-def _replay_batch(run: Path, ckpt: Checkpoint, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`samples` observations and actions from `run`'s replay as of `ckpt`, the same ones on
-    every call."""
+def _replay(run: Path, ckpt: Checkpoint) -> ReplayBuffer:
+    """`run`'s replay as of `ckpt`."""
     frames = int(ckpt.state["replay_frames"])
     c, h, w = ckpt.state["obs_shape"]
     stack = int(ckpt.config["env"]["frame_stack"])
     replay = ReplayBuffer(frames, (c // stack, h, w), int(ckpt.state["action_dim"]), stack)
     replay.load(run / "replay.zarr", num_frames=frames)
+    return replay
+
+
+def _batch(replay: ReplayBuffer, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`samples` observations and actions, the same ones on every call."""
     batch = replay.sample(samples, np.random.default_rng(0))
     return torch.as_tensor(batch.obs), torch.as_tensor(batch.action)
 
 
 @torch.no_grad()
-def live_channels(run: Path, samples: int = 256) -> tuple[int, list[int], int]:
-    """(checkpoint step, per hidden layer of its critic trunk (the ReLUs between the convs) how
-    many channels fire anywhere on any of `samples` replay observations, channels per layer).
-    A channel that fires on none gets no gradient from losses on those images."""
-    agent, ckpt = load_agent(run)
-    obs, _ = _replay_batch(run, ckpt, samples)
+def live_channels(agent: SACAgent, obs: torch.Tensor) -> tuple[list[int], int]:
+    """(per hidden layer of the agent's critic trunk (the ReLUs between the convs) how many
+    channels fire anywhere on any of `obs`, channels per layer). A channel that fires on none
+    gets no gradient from losses on those images."""
     fired: list[torch.Tensor] = []
     convs = agent.critic.trunk.convs
     hooks = [  # a conv's output before the in-place ReLU that follows it
@@ -148,16 +150,16 @@ def live_channels(run: Path, samples: int = 256) -> tuple[int, list[int], int]:
     agent.critic.trunk(obs)
     for hook in hooks:
         hook.remove()
-    return int(ckpt.state["step"]), [int(f.sum()) for f in fired], convs[0].out_channels
+    return [int(f.sum()) for f in fired], convs[0].out_channels
 
 
-def attribution_coverage(run: Path, samples: int = 128) -> tuple[float, float]:
-    """Median share of a frame's pixels with a nonzero guided attribution, on `samples` replay
-    observations: (the checkpoint's critic, a freshly initialised critic of the same config).
-    Below 1 - mask_quantile the quantile is 0, every pixel ties at it, and the mask is the whole
-    frame: what SGQN's first update sees, and what a dead trunk gives forever."""
-    agent, ckpt = load_agent(run)
-    obs, action = _replay_batch(run, ckpt, samples)
+def attribution_coverage(
+    agent: SACAgent, ckpt: Checkpoint, obs: torch.Tensor, action: torch.Tensor
+) -> tuple[float, float]:
+    """Median share of a frame's pixels with a nonzero guided attribution on `obs`: (the agent's
+    critic, a freshly initialised critic of `ckpt`'s config). Below 1 - mask_quantile the
+    quantile is 0, every pixel ties at it, and the mask is the whole frame: what SGQN's first
+    update sees, and what a dead trunk gives forever."""
     torch.manual_seed(int(ckpt.config["seed"]))
     fresh = make_agent(
         ckpt.config["agent"],
@@ -168,11 +170,20 @@ def attribution_coverage(run: Path, samples: int = 128) -> tuple[float, float]:
     )
 
     def coverage(critic: Critic) -> float:
-        attr = attribution(critic, obs.float(), action).abs()
-        per_frame = attr.unflatten(1, (-1, 3)).amax(2)  # max over RGB, as the mask takes it
-        return float((per_frame > 0).float().mean((2, 3)).median())
+        saliency = frame_saliency(attribution(critic, obs.float(), action))
+        return float((saliency > 0).float().mean((2, 3)).median())
 
     return coverage(agent.critic), coverage(fresh.critic)
+
+
+def trunk_probe(run: Path) -> tuple[int, list[int], int, float, float]:
+    """(checkpoint step, `live_channels` on 256 replay observations, `attribution_coverage` on
+    128) for `run`'s latest checkpoint, its checkpoint and replay read once."""
+    agent, ckpt = load_agent(run)
+    replay = _replay(run, ckpt)
+    live, width = live_channels(agent, _batch(replay, 256)[0])
+    trained, fresh = attribution_coverage(agent, ckpt, *_batch(replay, 128))
+    return int(ckpt.state["step"]), live, width, trained, fresh
 
 
 HEADER = (
@@ -198,9 +209,8 @@ def survey(runs: list[Path]) -> None:
         )
     for run in kept:
         agent = read_config(run)["agent"]["name"]
-        step, live, width = live_channels(run)
+        step, live, width, trained, fresh = trunk_probe(run)
         counts = ", ".join(str(n) for n in live)
-        trained, fresh = attribution_coverage(run)
         print(
             f"| {run.parent.name}/{run.name} | {agent} | {step} | {counts} (of {width} each) | "
             f"{trained:.3f} / {fresh:.3f} |"

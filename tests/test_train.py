@@ -644,9 +644,8 @@ def test_sgqn_collapse_forks_one_checkpoint_into_arms_that_differ_only_in_their_
     state = torch.load(agent_pt, weights_only=True)
     state["critic"]["trunk.convs.1.bias"].fill_(-1e4)  # the second hidden layer never fires
     torch.save(state, agent_pt)
-    step, channels, width = bench.live_channels(tmp_path / "default")
+    step, channels, width, trained, fresh = bench.trunk_probe(tmp_path / "default")
     assert step == 100 and width == 32 and channels[1] == 0 and channels[0] > 0
-    trained, fresh = bench.attribution_coverage(tmp_path / "default")
     assert trained == 0 and fresh > 0  # no guided gradient reaches any pixel past a dead layer
     # A run resumed with a newer trainer logs feature_std only from the resume on.
     resumed = [

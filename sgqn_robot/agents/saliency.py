@@ -8,9 +8,10 @@ API
 - `attribution(critic, obs, action)`: A = guided d Q1 / d obs, not multiplied by the input.
   `obs` is the network input on the uint8 scale (0..255, float); the networks divide by 255
   inside, so A is 1/255 of the gradient w.r.t. the [0, 1] image. The mask ignores that scale.
-- `attribution_mask(A, quantile)`: per sample and per stacked RGB frame, max over colour of |A|,
-  keep the pixels at or above the frame's `quantile`-quantile (the top 1 - quantile), repeated
-  over the frame's 3 channels.
+- `frame_saliency(A)`: per sample and per stacked RGB frame, max over colour of |A| (the map the
+  mask thresholds).
+- `attribution_mask(A, quantile)`: keep the pixels whose `frame_saliency` is at or above the
+  frame's `quantile`-quantile (the top 1 - quantile), repeated over the frame's 3 channels.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def attribution(critic: Critic, obs: torch.Tensor, action: torch.Tensor) -> torc
     return grad
 
 
+def frame_saliency(attr: torch.Tensor, frame_channels: int = 3) -> torch.Tensor:
+    """[B, frames, H, W]: max over each stacked frame's colour channels of |A|."""
+    return attr.abs().unflatten(1, (-1, frame_channels)).amax(dim=2)
+
+
 def attribution_mask(attr: torch.Tensor, quantile: float, frame_channels: int = 3) -> torch.Tensor:
     """Bool mask [B, C, H, W]: per sample and frame, pixels whose max-over-RGB |A| is >= the
     frame's `quantile`-quantile.
@@ -69,7 +75,7 @@ def attribution_mask(attr: torch.Tensor, quantile: float, frame_channels: int = 
     """
     b, c, h, w = attr.shape
     frames = c // frame_channels
-    saliency = attr.abs().reshape(b, frames, frame_channels, h * w).amax(dim=2)
+    saliency = frame_saliency(attr, frame_channels).flatten(2)
     k = math.ceil(round(quantile * (h * w - 1), 6)) + 1  # round: 0.9 * 10 must give 9, not 9+eps
     threshold = saliency.kthvalue(k, dim=-1, keepdim=True).values
     keep = (saliency >= threshold).view(b, frames, 1, h, w)
